@@ -1,0 +1,347 @@
+"""The engine: one turn per inbound message, in one database transaction.
+
+It loads the person and where they are, does what every turn needs (commands that work
+anywhere, back and cancel, old buttons, the shape of the answer, floods), hands the answer to
+the step's handler, asks the next question and saves the state, all before anything is sent.
+Channels call `handle`; handlers never see a channel.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from markupsafe import escape
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.flood import Flood, FloodGate
+from bot.matching import match_choice
+from bot.messages import Choice, Inbound, InboundKind, Reply, TurnResult
+from content.catalog import Catalog
+from db import conversations, inbox, people
+from db.models import Conversation, InboxStatus, Person, utcnow
+from handlers.flow import END, FINISHED, NEXT, STAY, Flow, Goto, Outcome, Step, Turn
+
+log = logging.getLogger(__name__)
+
+# Commands the engine answers itself; every other command belongs to the flow that lists it.
+HELP, CANCEL, START, MENU_COMMAND = "help", "cancel", "start", "menu"
+BACK_KEY, CANCEL_KEY = "back", "cancel"
+MAX_REDIRECTS = 5
+
+
+@dataclass
+class State:
+    """Where a person is: the flow, the step, the answers so far and the way back."""
+
+    flow: str
+    step: str
+    answers: dict[str, Any] = field(default_factory=dict)
+    history: list[str] = field(default_factory=list)
+    editing: bool = False
+    drafts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tag(self) -> str:
+        return f"{self.flow}.{self.step}"
+
+    @classmethod
+    def of(cls, row: Conversation | None, person: Person) -> State:
+        if row is None:
+            return cls("menu", "main") if person.language else cls("language", "choose")
+        data = row.data
+        return cls(row.flow, row.step, dict(data.get("answers", {})), list(row.history),
+                   bool(data.get("editing")), dict(data.get("drafts", {})))
+
+    def data(self) -> dict[str, Any]:
+        return {"answers": self.answers, "editing": self.editing, "drafts": self.drafts}
+
+
+class Engine:
+    def __init__(
+        self, *, sessions: async_sessionmaker[AsyncSession], catalog: Catalog,
+        flows: dict[str, Flow], flood: FloodGate, clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.sessions = sessions
+        self.catalog = catalog
+        self.flows = flows
+        self.flood = flood
+        self.clock = clock
+        self.commands = {command: name for name, flow in flows.items() for command in flow.commands}
+        self._owed: set[tuple[str, str]] = set()  # people whose replies a flood held back
+
+    async def handle(self, inbound: Inbound, *, receipt: int | None = None) -> TurnResult:
+        """Runs one turn; `receipt` is the inbox row to mark handled in the same transaction."""
+        key = (inbound.channel, inbound.person_id)
+        flood = self.flood.check(f"{inbound.channel}:{inbound.person_id}", time.monotonic())
+        try:
+            async with self.sessions() as session, session.begin():
+                turn, state, row = await self._begin(session, inbound)
+                await self._route(turn, state)
+                if turn.person.forgotten_at is None:
+                    await conversations.save_conversation(
+                        session, conversation=row, person_id=turn.person.id, flow=state.flow,
+                        step=state.step, data=state.data(), history=state.history, now=turn.now,
+                    )
+                replies = turn.replies
+                if flood is not Flood.CALM:
+                    self._owed.add(key)
+                    replies = [Reply(str(turn.t("common.slow_down")))] if flood is Flood.STARTED else []
+                else:
+                    self._owed.discard(key)
+                if receipt is not None:
+                    await inbox.mark_handled(session, row_id=receipt,
+                                             replies=[r.to_dict() for r in replies], now=turn.now)
+        except Exception:
+            log.exception("turn failed for %s:%s", inbound.channel, inbound.person_id)
+            return await self._failed(inbound, receipt)
+        catch_up = self.flood.seconds if flood is not Flood.CALM else None
+        return TurnResult(replies, catch_up_after=catch_up)
+
+    async def catch_up(self, channel: str, person_id: str) -> list[Reply]:
+        """Asks again the question a flood kept from the person, unless a later turn did."""
+        if (channel, person_id) not in self._owed:
+            return []
+        self._owed.discard((channel, person_id))
+        inbound = Inbound(channel=channel, person_id=person_id, kind=InboundKind.OTHER)
+        async with self.sessions() as session, session.begin():
+            turn, state, _ = await self._begin(session, inbound)
+            await self._ask_here(turn, state)
+        return turn.replies
+
+    async def _begin(self, session: AsyncSession, inbound: Inbound) -> tuple[Turn, State, Conversation | None]:
+        person = await people.find_or_add_person(
+            session, channel=inbound.channel, external_id=inbound.person_id,
+            display_name=inbound.display_name, username=inbound.username,
+        )
+        row = await conversations.load_conversation(session, person_id=person.id)
+        state = State.of(row, person)
+        language = person.language or self.catalog.language_for_hint(inbound.language_hint)
+        turn = Turn(person=person, inbound=inbound, data=state.answers, session=session,
+                    catalog=self.catalog, t=self.catalog.translator(language), now=self.clock(),
+                    editing=state.editing)
+        return turn, state, row
+
+    async def _failed(self, inbound: Inbound, receipt: int | None) -> TurnResult:
+        """Keeps the update for an operator and tells the person, in the language we can guess."""
+        if receipt is not None:
+            try:
+                async with self.sessions() as session, session.begin():
+                    await inbox.mark_done(session, row_ids=[receipt], status=InboxStatus.FAILED)
+            except Exception:
+                log.exception("could not mark inbox row %s as failed", receipt)
+        t = self.catalog.translator(self.catalog.language_for_hint(inbound.language_hint))
+        return TurnResult([Reply(str(t("common.sorry")))])
+
+    # -- routing ---------------------------------------------------------------------------
+
+    async def _route(self, turn: Turn, state: State) -> None:
+        inbound = turn.inbound
+        if inbound.kind is InboundKind.EDIT:
+            turn.say("common.edit_not_read")
+            return
+        if inbound.kind is InboundKind.COMMAND:
+            await self._command(turn, state, inbound.command or "")
+            return
+        if inbound.kind is InboundKind.CHOICE and inbound.choice_tag != state.tag:
+            turn.say("common.old_button")
+            await self._ask_here(turn, state)
+            return
+        if turn.person.language is None and state.flow != "language":
+            await self._go(turn, state, Goto("language"))
+            return
+        step = self.flows[state.flow].steps[state.step]
+        picked = self._navigation_picked(turn, state, step)
+        if picked == BACK_KEY:
+            await self._back(turn, state)
+        elif picked == CANCEL_KEY:
+            await self._cancel(turn, state)
+        elif self._accept(turn, state, step):
+            await self._go(turn, state, await step.handle(turn))
+        else:
+            await self._ask_here(turn, state)
+
+    async def _command(self, turn: Turn, state: State, command: str) -> None:
+        if command == HELP:
+            turn.say("help.text")
+            await self._ask_here(turn, state)
+        elif turn.person.language is None:
+            await self._go(turn, state, Goto("language"))
+        elif command == START:
+            turn.say("common.welcome" if state.flow == "menu" else "common.welcome_back")
+            await self._ask_here(turn, state)
+        elif command == MENU_COMMAND:
+            await self._go(turn, state, Goto("menu"))
+        elif command == CANCEL:
+            await self._cancel(turn, state)
+        elif command in self.commands:
+            await self._go(turn, state, Goto(self.commands[command]))
+        else:
+            turn.say("common.unknown_command")
+            await self._ask_here(turn, state)
+
+    def _navigation(self, turn: Turn, state: State, step: Step) -> list[Choice]:
+        if not step.back or state.flow == "menu":
+            return []
+        return [turn.option(BACK_KEY, numbered=False), turn.option(CANCEL_KEY, numbered=False)]
+
+    def _navigation_picked(self, turn: Turn, state: State, step: Step) -> str | None:
+        inbound = turn.inbound
+        if inbound.kind is InboundKind.CHOICE:
+            return inbound.choice if inbound.choice in (BACK_KEY, CANCEL_KEY) else None
+        if inbound.kind is InboundKind.TEXT and inbound.text:
+            nav = self._navigation(turn, state, step)
+            found = match_choice(inbound.text, nav, exact=True)
+            return found.key if found else None
+        return None
+
+    def _accept(self, turn: Turn, state: State, step: Step) -> bool:
+        """Checks the answer has the shape the step asks for; if not, says why and returns False."""
+        inbound = turn.inbound
+        extras = [turn.option(key, numbered=False) for key in step.extra]
+        if inbound.kind is InboundKind.CHOICE:
+            offered = (step.options(turn) if step.options else []) + extras
+            if inbound.choice not in {c.key for c in offered}:
+                turn.say("common.old_button")
+                return False
+            turn.choice = inbound.choice
+            return True
+        if step.expects == "choice":
+            found = match_choice(inbound.text, step.options(turn) + extras) if inbound.text and inbound.kind is InboundKind.TEXT else None
+            if found is None:
+                turn.say("common.not_a_choice")
+                return False
+            turn.choice = found.key
+            return True
+        if inbound.kind is InboundKind.TEXT:
+            found = match_choice(inbound.text or "", extras, exact=True)
+            if found is not None:
+                turn.choice = found.key
+                return True
+            text = (inbound.text or "").strip()
+            if not text:
+                turn.say("common.text_expected")
+                return False
+            if step.max_chars is not None and len(text) > step.max_chars:
+                turn.say("common.too_long", length=len(text), limit=step.max_chars)
+                return False
+            turn.text = text
+            return True
+        if step.expects == "text":
+            turn.say("common.text_expected")
+            return False
+        return True  # media, stickers, locations: the step decides
+
+    # -- moving between steps ----------------------------------------------------------------
+
+    async def _go(self, turn: Turn, state: State, outcome: Outcome) -> None:
+        if outcome is END:
+            return
+        if outcome is STAY:
+            self._offer_choices_again(turn, state)
+            return
+        flow = self.flows[state.flow]
+        if outcome is NEXT:
+            outcome = flow.following(state.step, turn)
+        if isinstance(outcome, str):
+            if outcome != state.step:
+                state.history.append(state.step)
+                state.step = outcome
+        else:
+            self._enter(turn, state, outcome)
+        await self._ask_here(turn, state)
+
+    async def _ask_here(self, turn: Turn, state: State) -> None:
+        """Asks the current step; an asker may answer "nothing to ask here, go there instead",
+        which is followed, but not forever."""
+        outcome = await self._ask(turn, state)
+        for _ in range(MAX_REDIRECTS):
+            if outcome is None or outcome is STAY:
+                return
+            flow = self.flows[state.flow]
+            if outcome is NEXT:
+                outcome = flow.following(state.step, turn)
+            if isinstance(outcome, str):
+                state.step = outcome
+            else:
+                self._enter(turn, state, outcome)
+            outcome = await self._ask(turn, state)
+        raise RuntimeError(f"{state.tag}: too many redirects")
+
+    def _enter(self, turn: Turn, state: State, target: Goto) -> None:
+        """Switches flow; a flow that keeps drafts keeps the answers of a person who leaves it."""
+        leaving = self.flows[state.flow]
+        if target.done:
+            state.drafts.pop(state.flow, None)
+        elif leaving.keeps_draft and state.answers and target.flow != state.flow:
+            state.drafts[state.flow] = {"step": state.step, "answers": state.answers,
+                                        "history": state.history, "editing": state.editing}
+        draft = state.drafts.pop(target.flow, None) if target.step is None else None
+        state.flow = target.flow
+        if draft:
+            state.step, state.answers = draft["step"], draft["answers"]
+            state.history, state.editing = draft["history"], draft["editing"]
+            turn.say("common.draft_resumed")
+        else:
+            state.answers, state.history, state.editing = {}, [], False
+        turn.data, turn.editing = state.answers, state.editing
+        if not draft:
+            state.step = target.step or self.flows[target.flow].first_step(turn)
+
+    async def _back(self, turn: Turn, state: State) -> None:
+        if not state.history:
+            await self._go(turn, state, Goto("menu"))
+            return
+        state.step = state.history.pop()
+        await self._ask_here(turn, state)
+
+    async def _cancel(self, turn: Turn, state: State) -> None:
+        if state.flow == "menu":
+            turn.say("common.nothing_to_cancel")
+            await self._ask_here(turn, state)
+            return
+        turn.say("common.cancelled")
+        await self._go(turn, state, FINISHED)
+
+    def _offer_choices_again(self, turn: Turn, state: State) -> None:
+        """A step that keeps waiting (more of the story, a wrong amount) shows its buttons again
+        under its last message, so the person need not scroll back for them."""
+        if state.flow not in self.flows or not turn.replies or turn.replies[-1].choices:
+            return
+        step = self.flows[state.flow].steps.get(state.step)
+        if step is None:
+            return
+        turn.replies[-1].choices = self._choices(turn, state, step)
+        turn.replies[-1].choice_tag = state.tag
+
+    def _choices(self, turn: Turn, state: State, step: Step) -> list[Choice]:
+        numbered = step.options(turn) if step.options else []
+        extras = [turn.option(key, numbered=False) for key in step.extra]
+        return numbered + extras + self._navigation(turn, state, step)
+
+    async def _ask(self, turn: Turn, state: State) -> Outcome | None:
+        """Says the step's question with its choices; or returns where to go instead."""
+        flow = self.flows[state.flow]
+        step = flow.steps[state.step]
+        if step.ask is not None:
+            before = len(turn.replies)
+            outcome = await step.ask(turn)
+            if outcome is not None:
+                return outcome
+            if len(turn.replies) == before:
+                raise RuntimeError(f"{state.tag}: the asker said nothing")
+        else:
+            turn.say(f"{flow.name}.{step.name}.ask")
+        question = turn.replies[-1]
+        question.choices = self._choices(turn, state, step)
+        question.choice_tag = state.tag
+        numbered = [c for c in question.choices if c.numbered]
+        if numbered:
+            listing = "\n".join(f"{n}. {c.label}" for n, c in enumerate(numbered, start=1))
+            question.text = f"{question.text}\n\n{escape(listing)}"
+        return None

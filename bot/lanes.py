@@ -1,0 +1,52 @@
+"""One lane per person: a person's updates run in arrival order, different people at once.
+
+python-telegram-bot can process updates one at a time or all concurrently, but not "in order
+per person, concurrently across people", which a conversation needs (two quick answers must
+not race for the same state row), hence this small scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+
+class Lanes:
+    def __init__(self, *, max_running: int = 64) -> None:
+        self._tails: dict[str, asyncio.Task[None]] = {}
+        self._running = asyncio.Semaphore(max_running)
+        self._all: set[asyncio.Task[None]] = set()
+
+    def submit(self, key: str, job: Callable[[], Awaitable[None]]) -> None:
+        """Runs `job` after every job submitted before it under the same key."""
+        previous = self._tails.get(key)
+        task = asyncio.create_task(self._run(previous, job))
+        self._tails[key] = task
+        self._all.add(task)
+        task.add_done_callback(lambda done: self._finished(key, done))
+
+    @property
+    def pending(self) -> int:
+        return len(self._all)
+
+    async def drain(self) -> None:
+        """Waits for everything submitted so far."""
+        while self._all:
+            await asyncio.gather(*list(self._all), return_exceptions=True)
+
+    async def _run(self, previous: asyncio.Task[None] | None, job: Callable[[], Awaitable[None]]) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        async with self._running:
+            try:
+                await job()
+            except Exception:
+                log.exception("a job in a lane failed")
+
+    def _finished(self, key: str, task: asyncio.Task[None]) -> None:
+        self._all.discard(task)
+        if self._tails.get(key) is task:
+            del self._tails[key]

@@ -1,0 +1,78 @@
+"""Builds a running hotline from the settings and starts and stops it as one piece."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from datetime import datetime
+
+from bot.channels.telegram import TelegramChannel, build_application
+from bot.engine import Engine
+from bot.flood import FloodGate
+from bot.settings import Settings, SettingsError
+from content.catalog import Catalog
+from db import migrate
+from db.models import utcnow
+from db.session import create_engine, session_factory
+from handlers import all_flows
+
+log = logging.getLogger(__name__)
+
+
+class Hotline:
+    def __init__(
+        self, settings: Settings, *, catalog: Catalog | None = None,
+        clock: Callable[[], datetime] = utcnow, poll_timeout: int = 30,
+        retry_delay: float = 0.5,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog or Catalog(settings.content_dir)
+        self.database = create_engine(settings.database_url)
+        self.sessions = session_factory(self.database)
+        self.engine = Engine(
+            sessions=self.sessions, catalog=self.catalog, flows=all_flows(), clock=clock,
+            flood=FloodGate(max_messages=settings.flood_messages, seconds=settings.flood_seconds),
+        )
+        self.application = build_application(settings)
+        self.telegram = TelegramChannel(
+            application=self.application, engine=self.engine, sessions=self.sessions,
+            poll_timeout=poll_timeout, retry_delay=retry_delay,
+        )
+        self._poller: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self.database.dialect.name == "sqlite":
+            await migrate.upgrade(self.database)
+        elif not await migrate.is_current(self.database):
+            raise SettingsError(
+                "The database is not at the newest schema: run `hotline db upgrade` first."
+            )
+        await self.application.initialize()
+        await self.application.start()
+        self._poller = asyncio.create_task(self.telegram.run(), name="telegram-poller")
+
+    async def stop(self) -> None:
+        """Stops polling (confirming nothing more), finishes the turns under way, closes."""
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        await self.telegram.stop()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+        await self.database.dispose()
+
+    async def run_until_signalled(self) -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for name in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(name, stopping.set)
+        await self.start()
+        log.info("the hotline is running; Ctrl-C stops it")
+        waiter = asyncio.create_task(stopping.wait())
+        await asyncio.wait([waiter, self._poller], return_when=asyncio.FIRST_COMPLETED)
+        await self.stop()

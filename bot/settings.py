@@ -1,0 +1,142 @@
+"""One validated settings object, read from the environment (and an optional .env) at start-up.
+
+Nothing reads the environment at import time: `load_settings()` is called by the CLI, so a
+missing or malformed setting stops start-up with one sentence instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TOKEN_PATTERN = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
+SUPPORTED_DATABASES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+
+
+S = TypeVar("S", bound="StorageSettings")
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message is one sentence for the operator."""
+
+
+class StorageSettings(BaseSettings):
+    """What the commands that do not talk to Telegram need (db upgrade, content check)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = Field(
+        "sqlite+aiosqlite:///hotline.db",
+        validation_alias="DATABASE_URL",
+        description="sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER@HOST/DB",
+    )
+    content_dir: Path | None = Field(
+        None,
+        validation_alias="HOTLINE_CONTENT_DIR",
+        description="a folder laid out like content/ to use instead of the packaged texts",
+    )
+    log_level: str = Field("INFO", validation_alias="HOTLINE_LOG_LEVEL")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_shape(cls, value: str) -> str:
+        if value.startswith("postgresql://"):
+            return "postgresql+asyncpg://" + value.removeprefix("postgresql://")
+        if value.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
+        if not value.startswith(SUPPORTED_DATABASES):
+            raise ValueError("must start with sqlite+aiosqlite:/// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level_shape(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
+
+
+class Settings(StorageSettings):
+    """Everything `hotline run` needs."""
+
+    telegram_bot_token: SecretStr = Field(
+        validation_alias="TELEGRAM_BOT_TOKEN",
+        description="the token @BotFather gave the bot",
+    )
+    telegram_api_base_url: str = Field(
+        "https://api.telegram.org/bot",
+        validation_alias="TELEGRAM_API_BASE_URL",
+        description="passed to python-telegram-bot's base_url as it is",
+    )
+    staff_chat_id: int | None = Field(
+        None,
+        validation_alias="HOTLINE_STAFF_CHAT_ID",
+        description="the id of the staff forum supergroup (negative, e.g. -1001234567890)",
+    )
+    max_sends_per_second: float = Field(
+        30.0,
+        gt=0,
+        validation_alias="HOTLINE_MAX_SENDS_PER_SECOND",
+        description="Telegram's overall limit for one bot; raise it only for a local Bot API server",
+    )
+    flood_messages: int = Field(
+        12,
+        ge=3,
+        validation_alias="HOTLINE_FLOOD_MESSAGES",
+        description="messages one person may send within HOTLINE_FLOOD_SECONDS before replies pause",
+    )
+    flood_seconds: float = Field(
+        10.0,
+        gt=0,
+        validation_alias="HOTLINE_FLOOD_SECONDS",
+        description="the window for HOTLINE_FLOOD_MESSAGES",
+    )
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr) -> SecretStr:
+        if not TOKEN_PATTERN.match(value.get_secret_value()):
+            raise ValueError("does not look like a bot token (digits, a colon, then letters)")
+        return value
+
+    @field_validator("telegram_api_base_url")
+    @classmethod
+    def _base_url_shape(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) address such as https://api.telegram.org/bot")
+        return value
+
+    @property
+    def telegram_file_base_url(self) -> str:
+        """The file-download address that goes with the API address (…/bot → …/file/bot)."""
+        base = self.telegram_api_base_url
+        head, sep, tail = base.rpartition("/bot")
+        return f"{head}/file/bot{tail}" if sep else base.rstrip("/") + "/file/bot"
+
+
+def load_settings(model: type[S] = Settings, /, **overrides: object) -> S:
+    """Reads the settings, turning pydantic's report into one sentence for the operator."""
+    try:
+        return model(**overrides)
+    except ValidationError as error:
+        raise SettingsError(_explain(error, model)) from None
+
+
+def _explain(error: ValidationError, model: type[StorageSettings]) -> str:
+    first = error.errors()[0]
+    env_name = str(first["loc"][0]) if first["loc"] else "a setting"
+    field = next(
+        (f for n, f in model.model_fields.items() if env_name in (n, f.validation_alias)), None
+    )
+    env_name = (field.validation_alias if field else None) or env_name.upper()
+    if first["type"] == "missing":
+        hint = f": set it to {field.description}" if field and field.description else ""
+        return f"The setting {env_name} is missing{hint}."
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"The setting {env_name} is malformed: {message}."

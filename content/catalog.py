@@ -1,0 +1,168 @@
+"""Loads content/: per-language message catalogues, the lists a city edits, and templates.
+
+Messages are Jinja2 templates with autoescape on, so whatever a person typed and is shown
+back is escaped for Telegram's HTML; the markup the catalogue itself writes (<b>) stays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, meta
+from markupsafe import Markup
+
+PACKAGED = Path(__file__).parent
+
+
+class ContentError(Exception):
+    """The content folder is incomplete or a text does not render."""
+
+
+@dataclass(frozen=True)
+class Category:
+    key: str
+    about_wages: bool
+
+
+class Translator:
+    """The texts of one language, bound to the catalogue."""
+
+    def __init__(self, catalog: Catalog, language: str) -> None:
+        self.catalog = catalog
+        self.language = language
+        self._messages = catalog._compiled[language]
+
+    def __call__(self, key: str, /, **variables: Any) -> Markup:
+        try:
+            template = self._messages[key]
+        except KeyError:
+            raise ContentError(f"no text {key!r} in language {self.language!r}") from None
+        return Markup(template.render(variables))
+
+    def has(self, key: str) -> bool:
+        return key in self._messages
+
+    def render(self, template_name: str, /, **variables: Any) -> Markup:
+        template = self.catalog.environment.get_template(template_name)
+        return Markup(template.render(variables, t=self, lang=self.language))
+
+
+class Catalog:
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = Path(folder or PACKAGED)
+        settings = _read_yaml(self.folder / "hotline.yaml")
+        self.languages: list[str] = list(settings["languages"])
+        self.default_language: str = self.languages[0]
+        self.ticket_prefix: str = str(settings["ticket_prefix"])
+        self.limits: dict[str, int] = dict(settings["limits"])
+        complaint = _read_yaml(self.folder / "complaint.yaml")
+        self.categories = [
+            Category(item["key"], bool(item.get("about_wages", False)))
+            for item in complaint["categories"]
+        ]
+        self.districts: list[str] = list(_read_yaml(self.folder / "districts.yaml")["districts"])
+        self.environment = Environment(
+            loader=FileSystemLoader(self.folder / "templates"),
+            autoescape=True,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+        self._sources: dict[str, dict[str, str]] = {}
+        self._compiled: dict[str, dict[str, Template]] = {}
+        for language in self.languages:
+            flat = dict(_flatten(_read_yaml(self.folder / "locales" / f"{language}.yaml")))
+            self._sources[language] = flat
+            self._compiled[language] = {
+                key: self.environment.from_string(text) for key, text in flat.items()
+            }
+        self._translators = {lang: Translator(self, lang) for lang in self.languages}
+
+    def translator(self, language: str | None) -> Translator:
+        return self._translators.get(language or "", self._translators[self.default_language])
+
+    def language_for_hint(self, hint: str | None) -> str:
+        """Telegram's language_code (zh-hans, en-US) is only a hint for the first question."""
+        if hint:
+            prefix = hint.lower().split("-")[0]
+            if prefix in self._translators:
+                return prefix
+        return self.default_language
+
+    def category(self, key: str) -> Category | None:
+        return next((c for c in self.categories if c.key == key), None)
+
+    def labels_in_every_language(self, key: str) -> list[str]:
+        """A choice's label in each language, so a bilingual worker may type either."""
+        return [str(self._translators[lang](key)) for lang in self.languages]
+
+    def check(self) -> list[str]:
+        """Every problem a coordinator should fix before the hotline starts; empty when fine."""
+        problems: list[str] = []
+        reference = self.languages[0]
+        for language in self.languages:
+            missing = self._sources[reference].keys() - self._sources[language].keys()
+            extra = self._sources[language].keys() - self._sources[reference].keys()
+            problems += [f"{language}: missing text {key!r}" for key in sorted(missing)]
+            problems += [f"{language}: text {key!r} is not in {reference}" for key in sorted(extra)]
+            for key in sorted(self._sources[language].keys() & self._sources[reference].keys()):
+                mine = self._variables(self._sources[language][key])
+                theirs = self._variables(self._sources[reference][key])
+                if mine != theirs:
+                    problems.append(
+                        f"{language}: text {key!r} uses {sorted(mine)} but {reference} uses {sorted(theirs)}"
+                    )
+        for language in self.languages:
+            labels = self._sources[language]
+            for category in self.categories:
+                if f"categories.{category.key}" not in labels:
+                    problems.append(f"{language}: no label categories.{category.key}")
+            for district in self.districts:
+                if f"districts.{district}" not in labels:
+                    problems.append(f"{language}: no label districts.{district}")
+        samples = _read_yaml(self.folder / "samples.yaml")
+        for name in self.environment.list_templates(extensions=["j2"]):
+            if name not in samples:
+                problems.append(f"template {name}: no sample in samples.yaml to render it with")
+                continue
+            for language in self.languages:
+                try:
+                    self.translator(language).render(name, **samples[name])
+                except Exception as error:  # any failure is a finding, reported not raised
+                    problems.append(f"template {name} in {language} does not render: {error}")
+        for language in self.languages:
+            for key, source in self._sources[language].items():
+                try:
+                    self._compiled[language][key].render(
+                        {name: 1 for name in self._variables(source)}
+                    )
+                except Exception as error:
+                    problems.append(f"{language}: text {key!r} does not render: {error}")
+        return problems
+
+    def _variables(self, source: str) -> set[str]:
+        return meta.find_undeclared_variables(self.environment.parse(source))
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise ContentError(f"{path} is missing") from None
+    except yaml.YAMLError as error:
+        raise ContentError(f"{path} is not valid YAML: {error}") from None
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _flatten(value, name + ".")
+        else:
+            yield name, str(value)

@@ -1,0 +1,143 @@
+"""The tables. Every change here needs a numbered migration in db/migrations/versions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Aware UTC; SQLModel stores it as UTC on SQLite and PostgreSQL alike."""
+    return datetime.now(UTC)
+
+
+class TicketStatus(StrEnum):
+    NEW = "new"
+    CLAIMED = "claimed"
+    WAITING = "waiting"
+    RESOLVED = "resolved"
+    REFERRED = "referred"
+    CLOSED = "closed"
+    WITHDRAWN = "withdrawn"
+
+
+OPEN_STATUSES = (TicketStatus.NEW, TicketStatus.CLAIMED, TicketStatus.WAITING)
+
+
+class TicketKind(StrEnum):
+    COMPLAINT = "complaint"
+
+
+class Direction(StrEnum):
+    FROM_WORKER = "from_worker"
+    TO_WORKER = "to_worker"
+    NOTE = "note"
+
+
+class InboxStatus(StrEnum):
+    RECEIVED = "received"  # stored, not yet handled
+    HANDLED = "handled"  # effects committed, replies not all delivered
+    DONE = "done"  # replies delivered (or given up on)
+    FAILED = "failed"  # handling raised: kept for an operator to look at, not retried
+
+
+class Person(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    external_id: str = Field(max_length=64)
+    language: str | None = Field(default=None, max_length=8)
+    display_name: str | None = Field(default=None, max_length=200)
+    username: str | None = Field(default=None, max_length=64)
+    consented_at: datetime | None = None
+    forgotten_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Conversation(SQLModel, table=True):
+    """Where a person is in a flow; written as each turn ends."""
+
+    person_id: int = Field(foreign_key="person.id", primary_key=True)
+    flow: str = Field(max_length=32)
+    step: str = Field(max_length=32)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    history: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Ticket(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(max_length=32, unique=True)
+    kind: str = Field(max_length=16)
+    category: str | None = Field(default=None, max_length=32)
+    status: str = Field(default=TicketStatus.NEW, max_length=16, index=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    language: str = Field(max_length=8)
+    employer: str | None = Field(default=None, max_length=200)
+    district: str | None = Field(default=None, max_length=32)
+    address: str | None = Field(default=None, max_length=300)
+    story: str | None = Field(default=None, sa_column=Column(Text))
+    amount_owed: int | None = None
+    wage_months: str | None = Field(default=None, max_length=100)
+    phone: str | None = Field(default=None, max_length=20)
+    share_identity: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class TicketMessage(SQLModel, table=True):
+    __tablename__ = "ticket_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    direction: str = Field(max_length=16)
+    author: str = Field(max_length=100)
+    text: str | None = Field(default=None, sa_column=Column(Text))
+    media_kind: str | None = Field(default=None, max_length=16)
+    media_file_id: str | None = Field(default=None, max_length=200)
+    delivery_status: str | None = Field(default=None, max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class TicketEvent(SQLModel, table=True):
+    """The audit trail: one row per status change, who made it and when."""
+
+    __tablename__ = "ticket_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    actor: str = Field(max_length=100)
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str = Field(max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class TicketCounter(SQLModel, table=True):
+    """One row per year, so references read HL-2026-000001 and never repeat."""
+
+    __tablename__ = "ticket_counter"
+
+    year: int = Field(primary_key=True)
+    last: int = 0
+
+
+class InboxUpdate(SQLModel, table=True):
+    """Every update as it arrived, stored before the channel is told it was received."""
+
+    __tablename__ = "inbox_update"
+    __table_args__ = (UniqueConstraint("channel", "update_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    update_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    person_key: str = Field(max_length=64)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    status: str = Field(default=InboxStatus.RECEIVED, max_length=16, index=True)
+    replies: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    received_at: datetime = Field(default_factory=utcnow)
+    handled_at: datetime | None = None

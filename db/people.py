@@ -1,0 +1,51 @@
+"""Queries about the people who write to the hotline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, update
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.models import Conversation, Person, Ticket, TicketMessage
+
+
+async def find_or_add_person(
+    session: AsyncSession, *, channel: str, external_id: str, display_name: str | None,
+    username: str | None,
+) -> Person:
+    """The person behind a channel id, created on first contact."""
+    result = await session.exec(
+        select(Person).where(Person.channel == channel, Person.external_id == external_id)
+    )
+    person = result.first()
+    if person is None:
+        person = Person(channel=channel, external_id=external_id)
+        session.add(person)
+    if display_name is not None:
+        person.display_name = display_name[:200]
+    if username is not None:
+        person.username = username[:64]
+    await session.flush()
+    return person
+
+
+async def forget_person(session: AsyncSession, *, person: Person, now: datetime) -> None:
+    """Erases what identifies the person and what they told us; keeps anonymous ticket figures
+    (kind, category, district, status, dates) for the centre's statistics."""
+    ticket_ids = select(Ticket.id).where(Ticket.person_id == person.id)
+    await session.exec(delete(TicketMessage).where(TicketMessage.ticket_id.in_(ticket_ids)))
+    await session.exec(
+        update(Ticket)
+        .where(Ticket.person_id == person.id)
+        .values(employer=None, address=None, story=None, phone=None, wage_months=None,
+                share_identity=False, updated_at=now)
+    )
+    await session.exec(delete(Conversation).where(Conversation.person_id == person.id))
+    person.external_id = f"forgotten:{person.id}"
+    person.display_name = None
+    person.username = None
+    person.consented_at = None
+    person.forgotten_at = now
+    await session.flush()

@@ -1,0 +1,44 @@
+"""The main menu and the choice of language."""
+
+from __future__ import annotations
+
+from bot.messages import Choice
+from handlers.flow import Flow, Goto, Outcome, Turn
+
+menu = Flow("menu")
+language = Flow("language", commands=["language"])
+
+MENU_ITEMS = ("complaint", "my_tickets", "language", "help")
+DESTINATIONS = {"complaint": "complaint", "my_tickets": "tickets", "language": "language"}
+
+
+def menu_options(turn: Turn) -> list[Choice]:
+    return [turn.option(item, f"menu.{item}") for item in MENU_ITEMS]
+
+
+@menu.step("main", expects="choice", options=menu_options)
+async def main(turn: Turn) -> Outcome:
+    """Opens the chosen service; help is answered here and the menu shown again."""
+    if turn.choice == "help":
+        turn.say("help.text")
+        return "main"
+    return Goto(DESTINATIONS[turn.choice])
+
+
+def language_options(turn: Turn) -> list[Choice]:
+    """Each language is offered in its own words."""
+    catalog = turn.catalog
+    choices = []
+    for lang in catalog.languages:
+        name = str(catalog.translator(lang)("language.name"))
+        choices.append(Choice(lang, name, True, (name, lang)))
+    return choices
+
+
+@language.step("choose", expects="choice", options=language_options, back=False)
+async def choose(turn: Turn) -> Outcome:
+    """Stores the language and answers in it from here on."""
+    turn.person.language = turn.choice
+    turn.t = turn.catalog.translator(turn.choice)
+    turn.say("language.saved")
+    return Goto("menu")

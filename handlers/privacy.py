@@ -1,0 +1,20 @@
+"""/forget: erase a worker's personal details and evidence after they confirm."""
+
+from __future__ import annotations
+
+from db.people import forget_person
+from handlers.flow import END, FINISHED, Flow, Outcome, Turn
+
+privacy = Flow("privacy", commands=["forget"])
+
+
+@privacy.step("forget", expects="choice",
+              options=lambda turn: [turn.option("forget_confirm"), turn.option("keep_data")])
+async def forget(turn: Turn) -> Outcome:
+    """Erases the person's details on confirmation; the conversation ends with them."""
+    if turn.choice == "keep_data":
+        turn.say("privacy.kept")
+        return FINISHED
+    await forget_person(turn.session, person=turn.person, now=turn.now)
+    turn.say("privacy.forgotten")
+    return END  # the next message starts afresh, as from a new person

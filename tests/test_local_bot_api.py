@@ -1,0 +1,424 @@
+"""The local Bot API, driven by the real python-telegram-bot client.
+
+Everything else in the test suite trusts this server to behave like Telegram, so these tests
+check it through the same client the bot uses, not through its own Python API alone.
+"""
+
+import asyncio
+import datetime as dtm
+import html
+import time
+
+import pytest
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity, Update
+from telegram.constants import ParseMode
+from telegram.error import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+)
+from telegram.ext import Application, CommandHandler, ContextTypes
+
+from bot.local_bot_api import LocalBotApi
+
+FORUM_ID = -1001234
+
+
+@pytest.fixture
+async def api():
+    async with LocalBotApi() as server:
+        yield server
+
+
+@pytest.fixture
+async def bot(api):
+    async with Bot(api.token, base_url=api.base_url, base_file_url=api.base_file_url) as client:
+        yield client
+
+
+def keyboard(*buttons: tuple[str, str]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton(text, callback_data=data)
+                                  for text, data in buttons]])
+
+
+async def test_get_me_describes_the_bot(bot, api):
+    me = await bot.get_me()
+    assert me.is_bot and me.username == "hotline_bot" == api.bot_user["username"]
+    assert me.id == int(api.token.split(":")[0])
+
+
+async def test_wrong_token_is_refused(api):
+    stranger = Bot("987654321:not-the-token", base_url=api.base_url)
+    with pytest.raises(InvalidToken):
+        await stranger.get_me()
+
+
+async def test_worker_text_arrives_with_a_command_entity(bot, api):
+    worker = api.user(42, "Ana", username="ana")
+    assert api.user(42) is worker
+
+    worker.send("/start ref-7")
+    [update] = await bot.get_updates()
+
+    message = update.message
+    assert message.text == "/start ref-7"
+    assert message.entities == (MessageEntity(MessageEntity.BOT_COMMAND, 0, 6),)
+    assert message.chat.id == message.from_user.id == 42
+    assert message.from_user.language_code == "zh-hans"
+    assert message.chat.type == "private"
+
+
+async def test_offset_confirms_and_drops_updates(bot, api):
+    worker = api.user(42)
+    for text in ("one", "two", "three"):
+        worker.send(text)
+
+    first = await bot.get_updates()
+    assert [u.message.text for u in first] == ["one", "two", "three"]
+    assert api.pending_updates == 3  # nothing is confirmed until an offset says so
+
+    rest = await bot.get_updates(offset=first[1].update_id + 1)
+    assert [u.message.text for u in rest] == ["three"]
+    assert await bot.get_updates(offset=rest[0].update_id + 1) == ()
+    assert api.pending_updates == 0
+
+
+async def test_long_poll_returns_as_soon_as_a_message_arrives(bot, api):
+    worker = api.user(42)
+    asyncio.get_running_loop().call_later(0.1, worker.send, "hello?")
+
+    started = time.monotonic()
+    updates = await bot.get_updates(timeout=5)
+
+    assert [u.message.text for u in updates] == ["hello?"]
+    assert 0.05 < time.monotonic() - started < 2
+
+
+async def test_long_poll_times_out_empty(bot):
+    started = time.monotonic()
+    assert await bot.get_updates(timeout=dtm.timedelta(milliseconds=200)) == ()
+    assert time.monotonic() - started >= 0.2
+
+
+async def test_a_second_bot_instance_ends_the_first_ones_long_poll(bot, api):
+    # One Bot never overlaps its own polls (its getUpdates pool has one connection), so the
+    # conflict needs a second instance, as with two bot processes on one token.
+    older = asyncio.create_task(bot.get_updates(timeout=5))
+    await asyncio.sleep(0.1)  # let the first poll reach the server
+    async with Bot(api.token, base_url=api.base_url) as second_instance:
+        assert await second_instance.get_updates(timeout=dtm.timedelta(milliseconds=50)) == ()
+    with pytest.raises(Conflict, match="terminated by other getUpdates"):
+        await older
+
+
+async def test_html_message_with_keyboard_reaches_the_worker(bot, api):
+    worker = api.user(42)
+
+    sent = await bot.send_message(42, "<b>Welcome</b> &amp; <i>hello</i>\n",
+                                  parse_mode=ParseMode.HTML,
+                                  reply_markup=keyboard(("Yes", "yes"), ("No", "no")))
+
+    assert sent.text == "Welcome & hello"  # Telegram parses the HTML and trims the text
+    assert [(e.type, e.offset, e.length) for e in sent.entities] == [("bold", 0, 7),
+                                                                      ("italic", 10, 5)]
+    seen = await worker.next_message()
+    assert seen.message_id == sent.message_id
+    assert seen.text == "<b>Welcome</b> &amp; <i>hello</i>\n"
+    assert seen.plain == "Welcome & hello"
+    assert seen.button_texts == ["Yes", "No"]
+    assert seen.buttons[0][1].callback_data == "no"
+    assert worker.last is seen
+
+
+async def test_pressing_a_button_makes_a_callback_query(bot, api):
+    worker = api.user(42)
+    sent = await bot.send_message(42, "Which language?",
+                                  reply_markup=keyboard(("中文", "lang:zh"), ("English", "lang:en")))
+
+    worker.press("Eng")
+    [update] = await bot.get_updates()
+
+    query = update.callback_query
+    assert query.data == "lang:en"
+    assert query.from_user.id == 42
+    assert query.message.message_id == sent.message_id
+    await bot.answer_callback_query(query.id, text="Saved")
+    assert worker.callback_answers == [{"callback_query_id": query.id, "text": "Saved"}]
+    with pytest.raises(BadRequest, match="query id is invalid"):
+        await bot.answer_callback_query(query.id)
+    with pytest.raises(LookupError, match="中文"):
+        worker.press("Deutsch")
+
+
+@pytest.mark.parametrize("worker_text", ["<script>alert(1)</script>", "<b>bold", "1 < 2",
+                                         "ticket &nbsp; please", "</i>"])
+async def test_unescaped_worker_text_in_html_is_refused(bot, api, worker_text):
+    worker = api.user(42)
+
+    with pytest.raises(BadRequest, match="Can't parse entities"):
+        await bot.send_message(42, f"You wrote: {worker_text}", parse_mode=ParseMode.HTML)
+    escaped = await bot.send_message(42, f"You wrote: {html.escape(worker_text)}",
+                                     parse_mode=ParseMode.HTML)
+
+    assert escaped.text == f"You wrote: {worker_text}"
+    assert [m.plain for m in worker.messages] == [escaped.text]
+
+
+async def test_html_errors_use_telegram_wording(bot, api):
+    api.user(42)
+    with pytest.raises(BadRequest, match='(?i)unsupported start tag "script" at byte offset 0'):
+        await bot.send_message(42, "<script>", parse_mode=ParseMode.HTML)
+    with pytest.raises(BadRequest, match='end tag corresponding to start tag "b"'):
+        await bot.send_message(42, "<b>x", parse_mode=ParseMode.HTML)
+
+
+async def test_message_length_is_counted_after_parsing(bot, api):
+    api.user(42)
+    await bot.send_message(42, "<b>" + "字" * 4096 + "</b>", parse_mode=ParseMode.HTML)
+    with pytest.raises(BadRequest, match="too long"):
+        await bot.send_message(42, "x" * 4097)
+    with pytest.raises(BadRequest, match="text is empty"):
+        await bot.send_message(42, "<b> </b>", parse_mode=ParseMode.HTML)
+
+
+async def test_callback_data_is_limited_to_64_bytes(bot, api):
+    api.user(42)
+    await bot.send_message(42, "ok", reply_markup=keyboard(("A", "x" * 64)))
+    with pytest.raises(BadRequest, match="Button_data_invalid"):
+        await bot.send_message(42, "too long", reply_markup=keyboard(("A", "x" * 65)))
+    with pytest.raises(BadRequest, match="Button_data_invalid"):  # 33 × 2 bytes in UTF-8
+        await bot.send_message(42, "too long", reply_markup=keyboard(("A", "é" * 33)))
+
+
+@pytest.mark.filterwarnings("ignore:.*retry_after.*:DeprecationWarning")
+async def test_scripted_flood_limit_raises_retry_after_once(bot, api):
+    worker = api.user(42)
+    api.fail("sendMessage", status=429, retry_after=1)
+
+    with pytest.raises(RetryAfter) as raised:
+        await bot.send_message(42, "first try")
+    retry_after = raised.value.retry_after
+    assert retry_after in (1, dtm.timedelta(seconds=1))
+    await bot.send_message(42, "second try")
+
+    assert [(r.method, r.status) for r in api.requests if r.method == "sendMessage"] == [
+        ("sendMessage", 429), ("sendMessage", 200)]
+    assert [m.plain for m in worker.messages] == ["second try"]
+
+
+async def test_scripted_bad_gateway_is_a_network_error_for_one_chat_only(bot, api):
+    api.user(42)
+    api.user(43)
+    api.fail("sendMessage", status=502, chat_id=43)
+
+    await bot.send_message(42, "unaffected")
+    with pytest.raises(NetworkError, match="Bad Gateway") as raised:
+        await bot.send_message(43, "lost")
+    assert not isinstance(raised.value, BadRequest)
+    await bot.send_message(43, "through")
+
+
+async def test_blocked_worker_is_forbidden(bot, api):
+    worker = api.user(42)
+    worker.blocked = True
+
+    with pytest.raises(Forbidden, match="blocked by the user"):
+        await bot.send_message(42, "hello")
+    with pytest.raises(Forbidden):
+        await bot.send_chat_action(42, "typing")
+    assert worker.messages == []
+
+
+async def test_unknown_chat_is_a_bad_request(bot):
+    with pytest.raises(BadRequest, match="Chat not found"):
+        await bot.send_message(777, "anyone?")
+
+
+async def test_worker_photo_can_be_downloaded_and_passed_on(bot, api):
+    worker, counsellor = api.user(42), api.user(7, "Mei")
+    worker.send_photo(caption="my payslip", file_size=90_000)
+
+    [update] = await bot.get_updates()
+    photo = update.message.photo
+    assert update.message.caption == "my payslip"
+    assert len(photo) >= 2 and photo[0].file_size < photo[-1].file_size
+    assert len({size.file_id for size in photo}) == len(photo)
+
+    file = await bot.get_file(photo[-1].file_id)
+    data = await file.download_as_bytearray()
+    assert len(data) == file.file_size == 90_000
+
+    await bot.send_photo(7, photo=photo[-1].file_id, caption="<i>from Ana</i>",
+                         parse_mode=ParseMode.HTML)
+    seen = await counsellor.next_message()
+    assert (seen.kind, seen.media_file_id, seen.plain) == ("photo", photo[-1].file_id, "from Ana")
+
+    with pytest.raises(BadRequest, match="Wrong file identifier"):
+        await bot.send_photo(7, photo="no-such-file")
+
+
+async def test_uploaded_document_keeps_its_bytes(bot, api):
+    worker = api.user(42)
+
+    sent = await bot.send_document(42, document=b"ticket 12: wages", filename="ticket.txt")
+
+    seen = await worker.next_message()
+    assert seen.kind == "document" and sent.document.file_name == "ticket.txt"
+    assert api.files.content(seen.media_file_id) == b"ticket 12: wages"
+    assert api.calls("sendDocument")[0]["document"] == seen.media_file_id
+
+
+async def test_forum_topics_carry_messages_both_ways(bot, api):
+    forum = api.forum(FORUM_ID)
+    counsellor = api.user(7, "Mei")
+
+    topic = await bot.create_forum_topic(FORUM_ID, "Case 12 · Ana")
+    thread = topic.message_thread_id
+    await bot.send_message(FORUM_ID, "New case", message_thread_id=thread)
+    assert [m.plain for m in forum.topic_messages(thread)] == ["New case"]
+
+    forum.send(counsellor, "/reply@hotline_bot I'll call her", thread_id=thread)
+    [update] = await bot.get_updates()
+    message = update.message
+    assert message.message_thread_id == thread and message.is_topic_message
+    assert message.entities[0].length == len("/reply@hotline_bot")
+    # Telegram makes a topic's messages replies to the topic's creation message.
+    assert message.reply_to_message.forum_topic_created.name == "Case 12 · Ana"
+
+    await bot.close_forum_topic(FORUM_ID, thread)
+    assert forum.topics[thread]["closed"]
+    with pytest.raises(BadRequest, match="Topic_closed"):
+        await bot.send_message(FORUM_ID, "anyone?", message_thread_id=thread)
+    with pytest.raises(BadRequest, match="Topic_not_modified"):
+        await bot.close_forum_topic(FORUM_ID, thread)
+    await bot.reopen_forum_topic(FORUM_ID, thread)
+    await bot.send_message(FORUM_ID, "back", message_thread_id=thread)
+    assert [m.plain for m in await forum.next_messages(2)] == ["New case", "back"]
+
+    with pytest.raises(BadRequest, match="Message thread not found"):
+        await bot.send_message(FORUM_ID, "lost", message_thread_id=thread + 100)
+    with pytest.raises(BadRequest, match="not a forum"):
+        await bot.create_forum_topic(7, "private chats have no topics")
+
+
+async def test_copy_of_a_worker_photo_into_a_topic(bot, api):
+    worker, forum = api.user(42), api.forum(FORUM_ID)
+    photo = worker.send_photo(caption="contract page 1")
+    topic = await bot.create_forum_topic(FORUM_ID, "Case 3")
+
+    copied = await bot.copy_message(FORUM_ID, from_chat_id=42, message_id=photo["message_id"],
+                                    message_thread_id=topic.message_thread_id)
+
+    seen = await forum.next_message()
+    assert seen.message_id == copied.message_id
+    assert seen.message_thread_id == topic.message_thread_id
+    assert (seen.kind, seen.text) == ("photo", "contract page 1")
+    assert seen.media_file_id == photo["photo"][-1]["file_id"]
+    assert seen.copied_from == (42, photo["message_id"])
+    with pytest.raises(BadRequest, match="Message to copy not found"):
+        await bot.copy_message(FORUM_ID, from_chat_id=42, message_id=999)
+
+
+async def test_edits_update_the_message_in_place(bot, api):
+    worker = api.user(42)
+    sent = await bot.send_message(42, "Pick one", reply_markup=keyboard(("A", "a")))
+
+    await bot.edit_message_text("Picked <b>A</b>", chat_id=42, message_id=sent.message_id,
+                                parse_mode=ParseMode.HTML)
+
+    [message] = worker.messages
+    assert message.edited and message.plain == "Picked A"
+    assert message.buttons == []  # an edit that does not repeat the keyboard drops it
+    with pytest.raises(BadRequest, match="not modified"):
+        await bot.edit_message_text("Picked <b>A</b>", chat_id=42, message_id=sent.message_id,
+                                    parse_mode=ParseMode.HTML)
+    with pytest.raises(BadRequest, match="Message to edit not found"):
+        await bot.edit_message_text("?", chat_id=42, message_id=999)
+
+
+async def test_replies_point_at_the_replied_message(bot, api):
+    worker = api.user(42)
+    question = worker.send("Is overtime paid?")
+
+    answer = await bot.send_message(42, "Yes", reply_to_message_id=question["message_id"])
+
+    assert answer.reply_to_message.text == "Is overtime paid?"
+    assert answer.message_id == question["message_id"] + 1  # one id sequence per chat
+    assert (await worker.next_message()).reply_to_message_id == question["message_id"]
+
+
+async def test_hold_freezes_a_method_until_release(bot, api):
+    worker = api.user(42)
+    api.hold("sendMessage")
+
+    sending = asyncio.create_task(bot.send_message(42, "later"))
+    [stalled] = await api.until_held("sendMessage")
+
+    assert stalled["text"] == "later" and not sending.done()
+    assert worker.messages == []
+    api.release("sendMessage")
+    await sending
+    assert (await worker.next_message()).plain == "later"
+
+
+async def test_redeliver_repeats_the_same_update_id(bot, api):
+    worker = api.user(42)
+    worker.send("hi")
+    [update] = await bot.get_updates()
+    assert await bot.get_updates(offset=update.update_id + 1) == ()
+
+    api.redeliver(update.to_dict())
+
+    [again] = await bot.get_updates(offset=update.update_id + 1)
+    assert again.update_id == update.update_id
+    assert again.message.message_id == update.message.message_id
+    assert await bot.get_updates(offset=update.update_id + 1) == ()
+
+
+async def test_next_message_times_out_with_what_was_seen(bot, api):
+    worker = api.user(42)
+    await bot.send_message(42, "only one")
+    await worker.next_message()
+    with pytest.raises(TimeoutError, match="only one"):
+        await worker.next_message(timeout=0.05)
+    assert await worker.quiet(0.05) == []
+
+
+async def test_on_call_reports_every_successful_call(bot, api):
+    api.user(42)
+    seen: list[tuple[str, int]] = []
+    api.on_call("sendMessage", lambda params, result: seen.append((params["text"],
+                                                                    result["message_id"])))
+    api.fail("sendMessage", status=500)
+
+    with pytest.raises(NetworkError):
+        await bot.send_message(42, "dropped")
+    await bot.send_message(42, "kept")
+
+    assert seen == [("kept", 1)]
+    assert [params["text"] for params in api.calls("SENDMESSAGE")] == ["dropped", "kept"]
+
+
+async def test_a_real_application_polls_and_answers(api):
+    worker = api.user(42)
+
+    async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await update.message.reply_html(f"Hello, <b>{html.escape(update.effective_user.first_name)}"
+                                        "</b>")
+
+    app = (Application.builder().token(api.token).base_url(api.base_url)
+           .base_file_url(api.base_file_url).build())
+    app.add_handler(CommandHandler("start", start))
+    async with app:
+        await app.start()
+        await app.updater.start_polling(poll_interval=0)
+        worker.send("/start")
+        reply = await worker.next_message()
+        await app.updater.stop()
+        await app.stop()
+
+    assert reply.plain == "Hello, Worker"
+    assert api.pending_updates == 0  # the updater confirmed what it handled
