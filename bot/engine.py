@@ -8,6 +8,7 @@ Channels call `handle`; handlers never see a channel.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable
@@ -54,9 +55,11 @@ class State:
     def of(cls, row: Conversation | None, person: Person) -> State:
         if row is None:
             return cls("menu", "main") if person.language else cls("language", "choose")
-        data = row.data
-        return cls(row.flow, row.step, dict(data.get("answers", {})), list(row.history),
-                   bool(data.get("editing")), dict(data.get("drafts", {})))
+        # A deep copy: editing the loaded JSON in place would also change what SQLAlchemy
+        # compares against, and the changed state would look unchanged and not be saved.
+        data = copy.deepcopy(row.data)
+        return cls(row.flow, row.step, data.get("answers", {}), list(row.history),
+                   bool(data.get("editing")), data.get("drafts", {}))
 
     def data(self) -> dict[str, Any]:
         return {"answers": self.answers, "editing": self.editing, "drafts": self.drafts}
@@ -240,6 +243,7 @@ class Engine:
     # -- moving between steps ----------------------------------------------------------------
 
     async def _go(self, turn: Turn, state: State, outcome: Outcome) -> None:
+        state.editing = turn.editing  # a step may have started or ended editing from the review
         if outcome is END:
             return
         if outcome is STAY:

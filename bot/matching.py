@@ -55,4 +55,12 @@ def _as_number(typed: str) -> int | None:
 
 
 def _words(choice: Choice) -> set[str]:
-    return {normalise(word) for word in (choice.label, *choice.words) if word}
+    """The label and its translations, and each part of one that offers alternatives
+    ("投诉 / 反映问题" is answered by "投诉")."""
+    words = set()
+    for word in (choice.label, *choice.words):
+        words.add(normalise(word))
+        if "/" in word:
+            words.update(normalise(part) for part in word.split("/"))
+    words.discard("")
+    return words
