@@ -1,0 +1,601 @@
+#!/usr/bin/env python
+"""Throughput benchmark: the hotline against a bare python-telegram-bot echo bot.
+
+Run from the repository root:
+
+    .venv/bin/python bench/throughput.py [--workers 100] [--seconds 20] [--database URL] [--profile]
+
+Two bots are measured one after the other, each against a fresh local Bot API server
+(bot/local_bot_api) in a separate process, so the bot under test has its own process and core:
+
+1. the reference: a bare python-telegram-bot Application (default Updater polling, one echo
+   MessageHandler, sequential processing, no rate limiter);
+2. the hotline: the real `Hotline` (SQLite file in a temp dir, or --database PostgreSQL), with
+   the Telegram politeness limits raised so that they do not throttle the measurement.
+
+N simulated workers live in the server process. Each sends a message and, as soon as the bot's
+turn is complete (echo: the reply; hotline: the message that carries the inline keyboard),
+answers the next one, walking the complaint flow over and over. They react inside the server's
+sendMessage hook, so no polling or sleeping sits between a reply and the next message. The
+server process timestamps each update when it is pushed and when its turn completes; after a
+warm-up, every turn completed within the measured window counts as one update handled.
+
+Figures go to stdout and to bench/results/throughput.json. Nothing here asserts on timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import datetime as dtm
+import io
+import json
+import logging
+import multiprocessing
+import os
+import pstats
+import sys
+import tempfile
+import time
+from array import array
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+RESULTS = REPO / "bench" / "results"
+HOST = "127.0.0.1"  # all traffic stays on the loopback interface
+TARGET_RATIO = 1.0
+TARGET_P95_MS = 100.0
+STALL_SECONDS = 5.0  # a worker waiting longer than this for its turn is revived with /menu
+WORKER_ID_BASE = 700_000_000
+
+# What a worker answers to each question of the hotline, recognised by the question's
+# choice tag ("flow.step", carried in the callback_data of its inline keyboard).
+STORY_TEXT = "老板三个月没发工资，每次问都说下个月发。"
+HOTLINE_ANSWERS = {
+    "language.choose": "1",  # 中文
+    "menu.main": "1",  # 投诉 / 反映问题
+    "complaint.consent": "1",  # 同意
+    "complaint.category": "1",  # 拖欠工资
+    "complaint.employer": "宏达电子厂",
+    "complaint.district": "1",
+    "complaint.address": "玉山镇前进路88号",
+    "complaint.story": None,  # the story once, then 完成
+    "complaint.amount": "8500",
+    "complaint.months": "8月到10月",
+    "complaint.evidence": "完成",  # no evidence
+    "complaint.phone": "跳过",
+    "complaint.identity": "2",  # anonymous
+    "complaint.review": "1",  # confirm: a ticket reference, then the main menu
+}
+
+
+# =============================================================================================
+# The server process: the local Bot API server and the simulated workers
+# =============================================================================================
+
+
+class _Worker:
+    __slots__ = ("user", "sent_at", "story_told")
+
+    def __init__(self, user) -> None:
+        self.user = user
+        self.sent_at: float | None = None  # perf_counter() when the awaited message was pushed
+        self.story_told = False
+
+
+class Crowd:
+    """The simulated workers: they answer inside the server's sendMessage hook."""
+
+    def __init__(self, server, mode: str, workers: int) -> None:
+        self.server = server
+        self.mode = mode
+        self.workers = {
+            WORKER_ID_BASE + n: _Worker(server.user(WORKER_ID_BASE + n, f"工友{n}",
+                                                    language_code="zh-hans"))
+            for n in range(workers)
+        }
+        self.running = False
+        self.done_at = array("d")  # when each turn completed (perf_counter)
+        self.latency = array("d")  # how long it took (seconds)
+        self.sent = 0
+        self.unexpected = 0  # replies nobody was waiting for, or questions the script lacks
+        self.stalls = 0
+        self.tickets: list[float] = []  # when each ticket reference reached a worker
+        self.echo_counter = 0
+        server.on_call("sendMessage", self.on_send_message)
+
+    # -- the workers' side -----------------------------------------------------------------
+
+    def begin(self) -> None:
+        self.running = True
+        for worker in self.workers.values():
+            self._send(worker, "/start" if self.mode == "hotline" else self._echo_text())
+
+    def _send(self, worker: _Worker, text: str) -> None:
+        self.sent += 1
+        worker.sent_at = time.perf_counter()
+        worker.user.send(text)
+
+    def _echo_text(self) -> str:
+        self.echo_counter += 1
+        return f"你好，这是第 {self.echo_counter} 条消息"
+
+    def on_send_message(self, params: dict, result: dict | None) -> None:
+        now = time.perf_counter()
+        chat_id = params.get("chat_id")
+        if isinstance(chat_id, str) and chat_id.lstrip("-").isdigit():
+            chat_id = int(chat_id)
+        worker = self.workers.get(chat_id)
+        if worker is None:
+            return
+        tag = None
+        if self.mode == "hotline":
+            markup = params.get("reply_markup")
+            rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
+            if not rows:  # a message before the question: the turn is not complete yet
+                if "HL-" in str(params.get("text", "")):
+                    self.tickets.append(now)
+                return
+            tag = str(rows[0][0].get("callback_data") or "").rpartition("|")[0]
+        if worker.sent_at is None:
+            self.unexpected += 1
+            return
+        self.done_at.append(now)
+        self.latency.append(now - worker.sent_at)
+        worker.sent_at = None
+        if self.running:
+            self._send(worker, self._answer(worker, tag) if self.mode == "hotline"
+                       else self._echo_text())
+
+    def _answer(self, worker: _Worker, tag: str | None) -> str:
+        if tag == "complaint.category":
+            worker.story_told = False
+        if tag == "complaint.story":
+            if worker.story_told:
+                return "完成"
+            worker.story_told = True
+            return STORY_TEXT
+        answer = HOTLINE_ANSWERS.get(tag or "")
+        if answer is None:
+            self.unexpected += 1
+            return "/menu"
+        return answer
+
+    def revive_stalled(self) -> None:
+        """A worker whose turn never completes (a failed turn) would stop for good."""
+        if not self.running:
+            return
+        now = time.perf_counter()
+        for worker in self.workers.values():
+            if worker.sent_at is not None and now - worker.sent_at > STALL_SECONDS:
+                self.stalls += 1
+                self._send(worker, "/menu" if self.mode == "hotline" else self._echo_text())
+
+    # -- figures ---------------------------------------------------------------------------
+
+    def figures(self, start: float, end: float) -> dict:
+        window = [lat for at, lat in zip(self.done_at, self.latency) if start <= at < end]
+        window.sort()
+        seconds = end - start
+        return {
+            "updates": len(window),
+            "seconds": round(seconds, 3),
+            "updates_per_second": len(window) / seconds if seconds > 0 else 0.0,
+            "p50_ms": _percentile(window, 50) * 1000,
+            "p95_ms": _percentile(window, 95) * 1000,
+            "p99_ms": _percentile(window, 99) * 1000,
+            "max_ms": (window[-1] if window else 0.0) * 1000,
+            "tickets": sum(1 for at in self.tickets if start <= at < end),
+        }
+
+
+def _percentile(ordered: list[float], pct: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    if not ordered:
+        return 0.0
+    rank = max(1, -(-len(ordered) * pct // 100))
+    return ordered[int(rank) - 1]
+
+
+class CpuMeter:
+    """CPU time of this process, of the bot's process (per thread) and of the whole machine,
+    read from /proc, so a report can show which side was saturated."""
+
+    def __init__(self, bot_pid: int) -> None:
+        self.bot_pid = bot_pid
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def sample(self) -> dict:
+        return {"wall": time.perf_counter(), "self": time.process_time(),
+                "bot_threads": self._threads(self.bot_pid), "machine": self._machine()}
+
+    def _threads(self, pid: int) -> dict[int, tuple[str, float]]:
+        threads = {}
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    with open(f"/proc/{pid}/task/{tid}/stat") as file:
+                        stat = file.read()
+                    name = stat[stat.index("(") + 1:stat.rindex(")")]
+                    fields = stat[stat.rindex(")") + 2:].split()
+                    threads[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / self.tick)
+        return threads
+
+    def _machine(self) -> tuple[float, float]:
+        """(busy, total) seconds over all cores."""
+        with contextlib.suppress(OSError):
+            with open("/proc/stat") as file:
+                values = [int(v) for v in file.readline().split()[1:]]
+            idle = values[3] + (values[4] if len(values) > 4 else 0)
+            total = sum(values[:8])
+            return (total - idle) / self.tick, total / self.tick
+        return 0.0, 0.0
+
+    def between(self, first: dict, last: dict) -> dict:
+        wall = last["wall"] - first["wall"]
+        if wall <= 0:
+            return {}
+        main = other = 0.0
+        for tid, (_, seconds) in last["bot_threads"].items():
+            spent = seconds - first["bot_threads"].get(tid, ("", 0.0))[1]
+            if tid == self.bot_pid:
+                main += spent
+            else:
+                other += spent
+        busy = last["machine"][0] - first["machine"][0]
+        total = last["machine"][1] - first["machine"][1]
+        return {
+            "server_process_pct": 100 * (last["self"] - first["self"]) / wall,
+            "bot_main_thread_pct": 100 * main / wall,
+            "bot_other_threads_pct": 100 * other / wall,
+            "machine_busy_pct": 100 * busy / total if total > 0 else 0.0,
+            "cores": os.cpu_count(),
+        }
+
+
+def serve(conn, mode: str, workers: int, warmup: float, seconds: float, bot_pid: int) -> None:
+    """The server process's entry point (spawned)."""
+    asyncio.run(_serve(conn, mode, workers, warmup, seconds, bot_pid))
+
+
+async def _serve(conn, mode: str, workers: int, warmup: float, seconds: float,
+                 bot_pid: int) -> None:
+    from bot.local_bot_api import LocalBotApi
+
+    server = LocalBotApi(host=HOST, port=0)
+    await server.start()
+    try:
+        crowd = Crowd(server, mode, workers)
+        conn.send(("ready", {"token": server.token, "base_url": server.base_url,
+                             "base_file_url": server.base_file_url}))
+        if (await _receive(conn, 120))[0] != "go":
+            return
+        meter = CpuMeter(bot_pid)
+        crowd.begin()
+        watchdog = asyncio.create_task(_watch(crowd))
+        await asyncio.sleep(warmup)
+        first = meter.sample()
+        conn.send(("window", "start"))
+        await asyncio.sleep(seconds)
+        last = meter.sample()
+        conn.send(("window", "end"))
+        crowd.running = False  # no new messages; the bot finishes what is under way
+        watchdog.cancel()
+        figures = crowd.figures(first["wall"], last["wall"])
+        figures["cpu"] = meter.between(first, last)
+        figures.update(sent=crowd.sent, unexpected=crowd.unexpected, stalls=crowd.stalls,
+                       waiting_at_end=sum(1 for w in crowd.workers.values()
+                                          if w.sent_at is not None))
+        conn.send(("result", figures))
+        await _receive(conn, 120)  # "stop", once the bot has shut down
+    finally:
+        await server.stop()
+
+
+async def _watch(crowd: Crowd) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        crowd.revive_stalled()
+
+
+async def _receive(conn, timeout: float):
+    if not await asyncio.to_thread(conn.poll, timeout):
+        raise TimeoutError(f"nothing from the other process within {timeout:.0f}s")
+    return conn.recv()
+
+
+# =============================================================================================
+# The bot process (this one): the bots under test
+# =============================================================================================
+
+
+class ErrorCounter(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.count = 0
+        self.first: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+        if self.first is None:
+            self.first = f"{record.name}: {record.getMessage()}"
+
+
+class EchoBot:
+    """The reference: python-telegram-bot as its documentation shows it, nothing added."""
+
+    def __init__(self, endpoints: dict) -> None:
+        from telegram.ext import Application, MessageHandler, filters
+
+        async def echo(update, context) -> None:
+            await update.message.reply_text(update.message.text)
+
+        self.application = (
+            Application.builder().token(endpoints["token"]).base_url(endpoints["base_url"])
+            .base_file_url(endpoints["base_file_url"]).build()
+        )
+        self.application.add_handler(MessageHandler(filters.TEXT, echo))
+
+    async def start(self) -> None:
+        await self.application.initialize()
+        await self.application.start()
+        await self.application.updater.start_polling(poll_interval=0,
+                                                     timeout=dtm.timedelta(seconds=1))
+
+    async def stop(self) -> None:
+        if self.application.updater.running:
+            await self.application.updater.stop()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+
+
+class HotlineBot:
+    """The real hotline, with Telegram's politeness limits out of the way."""
+
+    def __init__(self, endpoints: dict, database_url: str) -> None:
+        from bot.service import Hotline
+        from bot.settings import Settings, load_settings
+
+        settings = load_settings(
+            Settings, telegram_bot_token=endpoints["token"],
+            telegram_api_base_url=endpoints["base_url"], database_url=database_url,
+            max_sends_per_second=100_000, flood_messages=1_000_000,
+        )
+        self.hotline = Hotline(settings, poll_timeout=1, retry_delay=0.1)
+
+    async def start(self) -> None:
+        await self.hotline.start()
+
+    async def stop(self) -> None:
+        await self.hotline.stop()
+
+
+async def measure(name: str, make_bot, args, profiler: cProfile.Profile | None) -> dict:
+    """One phase: a fresh server process, the bot here, warm-up, window, shutdown."""
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    process = context.Process(
+        target=serve, name=f"bench-server-{name}", daemon=True,
+        args=(theirs, "hotline" if name == "hotline" else "echo", args.workers, args.warmup,
+              args.seconds, os.getpid()),
+    )
+    process.start()
+    errors = ErrorCounter()
+    logging.getLogger().addHandler(errors)
+    bot = None
+    try:
+        kind, endpoints = await _receive(ours, 60)
+        if kind != "ready":
+            raise RuntimeError(f"the server process said {kind!r}")
+        bot = make_bot(endpoints)
+        await bot.start()
+        ours.send(("go",))
+        deadline = time.monotonic() + args.warmup + args.seconds + 60
+        while True:
+            kind, payload = await _receive(ours, max(1.0, deadline - time.monotonic()))
+            if kind == "window" and profiler is not None:
+                profiler.enable() if payload == "start" else profiler.disable()
+            elif kind == "result":
+                figures = payload
+                break
+        await asyncio.wait_for(bot.stop(), 60)
+        bot = None
+        ours.send(("stop",))
+    finally:
+        if profiler is not None:
+            profiler.disable()
+        if bot is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(bot.stop(), 30)
+        logging.getLogger().removeHandler(errors)
+        await asyncio.to_thread(process.join, 15)
+        if process.is_alive():
+            process.terminate()
+            await asyncio.to_thread(process.join, 5)
+    figures["errors_logged"] = errors.count
+    figures["first_error"] = errors.first
+    return figures
+
+
+# -- databases ---------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def hotline_database(url: str | None):
+    """Yields (database_url, description): a SQLite file in a temp dir by default; for a
+    PostgreSQL URL, a scratch database on that server, migrated, dropped afterwards."""
+    if url is None or url.startswith("sqlite"):
+        with tempfile.TemporaryDirectory(prefix="hotline-bench-") as folder:
+            if url is None:
+                yield f"sqlite+aiosqlite:///{folder}/bench.db", "sqlite (temp file)"
+            else:
+                yield url, "sqlite (given file)"
+        return
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    from db.migrate import upgrade
+    from db.session import create_engine
+
+    given = make_url(url.replace("postgresql://", "postgresql+asyncpg://", 1))
+    scratch = f"hotline_bench_{os.getpid()}"
+    admin_dsn = given.set(drivername="postgresql").render_as_string(hide_password=False)
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{scratch}"')
+        await admin.execute(f'CREATE DATABASE "{scratch}"')
+    finally:
+        await admin.close()
+    bench_url = given.set(database=scratch).render_as_string(hide_password=False)
+    try:
+        engine = create_engine(bench_url)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+        yield bench_url, f"postgresql {given.host}:{given.port or 5432} (scratch {scratch})"
+    finally:
+        admin = await asyncpg.connect(admin_dsn)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+async def database_counts(url: str) -> dict:
+    """What the hotline left in its database: tickets, and inbox rows not finished."""
+    from sqlalchemy import func, select
+
+    from db.models import InboxUpdate, Ticket
+    from db.session import create_engine
+
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            tickets = (await connection.execute(select(func.count()).select_from(Ticket))).scalar()
+            rows = (await connection.execute(
+                select(InboxUpdate.status, func.count()).group_by(InboxUpdate.status))).all()
+        return {"tickets_in_database": tickets,
+                "inbox_rows": {str(status): count for status, count in rows}}
+    finally:
+        await engine.dispose()
+
+
+# -- reporting ---------------------------------------------------------------------------------
+
+
+def print_profile(profiler: cProfile.Profile, top: int = 25) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    profiler.dump_stats(RESULTS / "hotline.prof")
+    for order in ("cumulative", "tottime"):
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(order).print_stats(top)
+        text = out.getvalue()
+        body = text[text.index("   ncalls"):] if "   ncalls" in text else text
+        print(f"--- hotline profile (main thread, measured window), top {top} by {order} ---")
+        print(body.rstrip())
+        print()
+    print(f"(raw profile: {RESULTS / 'hotline.prof'}; threads other than the event loop's,"
+          " e.g. aiosqlite's, are not in it: see 'bot other threads' CPU below)\n")
+
+
+def print_report(config: dict, echo: dict, hotline: dict) -> None:
+    def row(name: str, f: dict) -> str:
+        cpu = f.get("cpu", {})
+        return (f"{name:<9} {f['updates']:>8} {f['updates_per_second']:>10.1f} "
+                f"{f['p50_ms']:>8.1f} {f['p95_ms']:>8.1f} {f['p99_ms']:>8.1f} {f['max_ms']:>8.1f}"
+                f"  {cpu.get('bot_main_thread_pct', 0):>5.0f}%/{cpu.get('bot_other_threads_pct', 0):<4.0f}%"
+                f" {cpu.get('server_process_pct', 0):>6.0f}% {cpu.get('machine_busy_pct', 0):>6.0f}%")
+
+    print(f"throughput: {config['workers']} workers, {config['warmup']:g} s warm-up, "
+          f"{config['seconds']:g} s measured; hotline database: {config['database']}"
+          + ("; hotline under cProfile (its figures are slowed by it)" if config["profile"] else ""))
+    print(f"{'':<9} {'updates':>8} {'updates/s':>10} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+          f"{'max ms':>8}  {'bot CPU':>11} {'server':>7} {'machine':>7}")
+    print(row("echo bot", echo))
+    print(row("hotline", hotline))
+    print("(bot CPU: event-loop thread / other threads of the bot process; server: the process of"
+          " the local Bot API and the workers; machine: all cores busy)")
+    print(f"hotline: {hotline['tickets']} complaints filed in the window "
+          f"({hotline['tickets'] / max(hotline['seconds'], 1e-9):.1f}/s), "
+          f"{hotline.get('tickets_in_database', '?')} tickets in the database; "
+          f"anomalies: echo {_anomalies(echo)}, hotline {_anomalies(hotline)}")
+    if hotline.get("first_error"):
+        print(f"first error the hotline logged: {hotline['first_error']}")
+    ratio = hotline["updates_per_second"] / echo["updates_per_second"] \
+        if echo["updates_per_second"] else 0.0
+    print(f"echo bot:  {echo['updates_per_second']:.1f} updates/s  p50 {echo['p50_ms']:.1f} ms  "
+          f"p95 {echo['p95_ms']:.1f} ms")
+    print(f"hotline:   {hotline['updates_per_second']:.1f} updates/s  p50 {hotline['p50_ms']:.1f} "
+          f"ms  p95 {hotline['p95_ms']:.1f} ms")
+    print(f"ratio hotline/echo: {ratio:.2f}   (target >= {TARGET_RATIO})   hotline p95 "
+          f"{hotline['p95_ms']:.1f} ms (target <= {TARGET_P95_MS:g} ms)")
+
+
+def _anomalies(f: dict) -> str:
+    return (f"{f['unexpected']} unexpected replies, {f['stalls']} stalls, "
+            f"{f['errors_logged']} errors logged")
+
+
+# -- main --------------------------------------------------------------------------------------
+
+
+async def run(args) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    config = {"workers": args.workers, "seconds": args.seconds, "warmup": args.warmup,
+              "profile": args.profile, "database": None, "python": sys.version.split()[0],
+              "cpus": os.cpu_count()}
+    echo = await measure("echo", EchoBot, args, None)
+    profiler = cProfile.Profile() if args.profile else None
+    async with hotline_database(args.database) as (url, description):
+        config["database"] = description
+        hotline = await measure("hotline", lambda endpoints: HotlineBot(endpoints, url),
+                                args, profiler)
+        hotline.update(await database_counts(url))
+    if profiler is not None:
+        print_profile(profiler)
+    print_report(config, echo, hotline)
+    ratio = hotline["updates_per_second"] / echo["updates_per_second"] \
+        if echo["updates_per_second"] else 0.0
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    report = {
+        "when": dtm.datetime.now(dtm.timezone.utc).isoformat(timespec="seconds"),
+        "config": config, "echo": echo, "hotline": hotline, "ratio": ratio,
+        "targets": {"ratio_min": TARGET_RATIO, "hotline_p95_ms_max": TARGET_P95_MS,
+                    "ratio_met": ratio >= TARGET_RATIO,
+                    "p95_met": hotline["p95_ms"] <= TARGET_P95_MS},
+    }
+    (RESULTS / "throughput.json").write_text(json.dumps(report, indent=2, ensure_ascii=False)
+                                             + "\n", encoding="utf-8")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, default=100,
+                        help="simulated workers chatting at once (default 100)")
+    parser.add_argument("--seconds", type=float, default=20.0,
+                        help="length of the measured window per bot (default 20)")
+    parser.add_argument("--warmup", type=float, default=3.0,
+                        help="seconds of traffic before the window, not measured (default 3)")
+    parser.add_argument("--database", default=None,
+                        help="hotline database: default a SQLite file in a temp dir; a "
+                             "postgresql+asyncpg://USER@HOST:PORT/DB URL runs on a scratch "
+                             "database created on that server and dropped afterwards")
+    parser.add_argument("--profile", action="store_true",
+                        help="run the hotline's measured window under cProfile and print the "
+                             "top 25 functions")
+    args = parser.parse_args(argv)
+    if args.workers < 1 or args.seconds <= 0 or args.warmup < 0:
+        parser.error("--workers must be >= 1, --seconds > 0, --warmup >= 0")
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
