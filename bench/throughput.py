@@ -51,6 +51,7 @@ HOST = "127.0.0.1"  # all traffic stays on the loopback interface
 TARGET_RATIO = 1.0
 TARGET_P95_MS = 100.0
 STALL_SECONDS = 5.0  # a worker waiting longer than this for its turn is revived with /menu
+DRAIN_SECONDS = 15.0  # after the window, how long the bot may take to answer what is under way
 WORKER_ID_BASE = 700_000_000
 
 # What a worker answers to each question of the hotline, recognised by the question's
@@ -176,6 +177,10 @@ class Crowd:
                 self.stalls += 1
                 self._send(worker, "/menu" if self.mode == "hotline" else self._echo_text())
 
+    def waiting(self) -> int:
+        """Workers whose message the bot has not finished answering."""
+        return sum(1 for worker in self.workers.values() if worker.sent_at is not None)
+
     # -- figures ---------------------------------------------------------------------------
 
     def figures(self, start: float, end: float) -> dict:
@@ -286,11 +291,13 @@ async def _serve(conn, mode: str, workers: int, warmup: float, seconds: float,
         conn.send(("window", "end"))
         crowd.running = False  # no new messages; the bot finishes what is under way
         watchdog.cancel()
+        drain_until = time.perf_counter() + DRAIN_SECONDS
+        while crowd.waiting() and time.perf_counter() < drain_until:
+            await asyncio.sleep(0.05)
         figures = crowd.figures(first["wall"], last["wall"])
         figures["cpu"] = meter.between(first, last)
         figures.update(sent=crowd.sent, unexpected=crowd.unexpected, stalls=crowd.stalls,
-                       waiting_at_end=sum(1 for w in crowd.workers.values()
-                                          if w.sent_at is not None))
+                       unanswered_at_end=crowd.waiting())
         conn.send(("result", figures))
         await _receive(conn, 120)  # "stop", once the bot has shut down
     finally:
@@ -540,7 +547,7 @@ def print_report(config: dict, echo: dict, hotline: dict) -> None:
 
 def _anomalies(f: dict) -> str:
     return (f"{f['unexpected']} unexpected replies, {f['stalls']} stalls, "
-            f"{f['errors_logged']} errors logged")
+            f"{f['unanswered_at_end']} unanswered at the end, {f['errors_logged']} errors logged")
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -551,15 +558,25 @@ async def run(args) -> int:
     config = {"workers": args.workers, "seconds": args.seconds, "warmup": args.warmup,
               "profile": args.profile, "database": None, "python": sys.version.split()[0],
               "cpus": os.cpu_count()}
-    echo = await measure("echo", EchoBot, args, None)
+    echo = hotline = None
+    if args.only in (None, "echo"):
+        echo = await measure("echo", EchoBot, args, None)
     profiler = cProfile.Profile() if args.profile else None
-    async with hotline_database(args.database) as (url, description):
-        config["database"] = description
-        hotline = await measure("hotline", lambda endpoints: HotlineBot(endpoints, url),
-                                args, profiler)
-        hotline.update(await database_counts(url))
-    if profiler is not None:
+    if args.only in (None, "hotline"):
+        async with hotline_database(args.database) as (url, description):
+            config["database"] = description
+            hotline = await measure("hotline", lambda endpoints: HotlineBot(endpoints, url),
+                                    args, profiler)
+            hotline.update(await database_counts(url))
+    if profiler is not None and hotline is not None:
         print_profile(profiler)
+    if echo is None or hotline is None:  # a look at one bot alone, e.g. to check the harness
+        for name, figures in (("echo bot", echo), ("hotline", hotline)):
+            if figures is not None:
+                print(f"{name + ':':<10} {figures['updates_per_second']:.1f} updates/s  "
+                      f"p50 {figures['p50_ms']:.1f} ms  p95 {figures['p95_ms']:.1f} ms  "
+                      f"cpu {json.dumps(figures['cpu'])}  anomalies: {_anomalies(figures)}")
+        return 0
     print_report(config, echo, hotline)
     ratio = hotline["updates_per_second"] / echo["updates_per_second"] \
         if echo["updates_per_second"] else 0.0
@@ -591,6 +608,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="run the hotline's measured window under cProfile and print the "
                              "top 25 functions")
+    parser.add_argument("--only", choices=("echo", "hotline"), default=None,
+                        help="measure one bot only (to check the harness); no ratio, no JSON")
     args = parser.parse_args(argv)
     if args.workers < 1 or args.seconds <= 0 or args.warmup < 0:
         parser.error("--workers must be >= 1, --seconds > 0, --warmup >= 0")

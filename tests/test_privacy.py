@@ -1,0 +1,66 @@
+"""A worker sees only their own tickets, and /forget erases what identifies them."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from bot.local_bot_api import LocalBotApi
+from db.models import Conversation, Person, Ticket, TicketMessage
+from tests.conversation import replies, say, texts
+
+FILE_A_COMPLAINT = ("/start", "English", "File a complaint", "I agree", "Unpaid wages",
+                    "Sunrise Electronics", "Yushan", "88 Road", "Not paid since August", "done",
+                    "8500", "Aug-Oct")
+
+
+async def file_complaint(worker) -> str:
+    for answer in FILE_A_COMPLAINT:
+        await say(worker, answer)
+    worker.send_photo()
+    await replies(worker)
+    for answer in ("done", "13812345678", "Mediators may see my name"):
+        await say(worker, answer)
+    return texts(await say(worker, "Submit"))
+
+
+async def test_a_worker_sees_only_their_own_tickets(api: LocalBotApi, hotline) -> None:
+    li, wang = api.user(801, "Li", language_code="en"), api.user(802, "Wang", language_code="en")
+    assert "Your complaint number is HL-" in await file_complaint(li)
+    await say(wang, "/start")
+    await say(wang, "English")
+    assert "You have no complaints yet." in texts(await say(wang, "/mytickets"))
+    # A forged button naming Li's ticket is refused like any button not on offer.
+    await say(wang, "/mytickets")
+    api.push_update({"callback_query": {
+        "id": "forged-1", "from": wang.user, "chat_instance": "x", "data": "tickets.list|1",
+        "message": wang.last.raw}})
+    got = texts(await replies(wang))
+    assert "HL-" not in got and "Sunrise" not in got
+
+
+async def test_forget_erases_personal_details_and_keeps_anonymous_figures(
+    api: LocalBotApi, hotline
+) -> None:
+    worker = api.user(803, "Zhao", username="zhao88", language_code="en")
+    await file_complaint(worker)
+    assert "Do you really want to delete your personal details?" in texts(await say(worker, "/forget"))
+    assert "Your personal details are deleted." in texts(await say(worker, "Yes, delete"))
+    async with hotline.sessions() as session:
+        person = (await session.exec(select(Person).where(Person.forgotten_at.is_not(None)))).one()
+        ticket = (await session.exec(select(Ticket))).one()
+        messages = (await session.exec(select(TicketMessage))).all()
+        conversation = await session.get(Conversation, person.id)
+    assert person.external_id != "803" and person.display_name is None and person.username is None
+    assert (ticket.employer, ticket.address, ticket.story, ticket.phone) == (None, None, None, None)
+    assert (ticket.category, ticket.district, ticket.amount_owed) == ("unpaid_wages", "yushan", 8500)
+    assert messages == [] and conversation is None
+    assert "Choose a language" in texts(await say(worker, "hello"))
+
+
+async def test_forget_can_be_declined(api: LocalBotApi, hotline) -> None:
+    worker = api.user(804, language_code="en")
+    await say(worker, "/start")
+    await say(worker, "English")
+    await say(worker, "/forget")
+    got = texts(await say(worker, "No, keep my details"))
+    assert "nothing was deleted" in got and "How can we help?" in got
