@@ -361,11 +361,108 @@ class EchoBot:
             await self.application.stop()
         await self.application.shutdown()
 
+    def window(self, starting: bool) -> None:
+        pass
+
+    def figures(self) -> dict:
+        return {}
+
+
+class PoolMeter:
+    """How busy the hotline's database connections are: listens to SQLAlchemy's pool and
+    cursor events (observation only; the hotline is not changed)."""
+
+    def __init__(self, engine) -> None:
+        from sqlalchemy import event
+
+        sync = engine.sync_engine
+        pool = sync.pool
+        size = pool.size() if hasattr(pool, "size") else 1
+        self.capacity = size + max(int(getattr(pool, "_max_overflow", 0)), 0)
+        self.closed_held = 0.0  # seconds of connections checked out and back in
+        self.checkouts = 0
+        self.statements = 0
+        self._out: dict[int, float] = {}
+        self._marks: list[tuple[float, float, int, int]] = []
+        event.listen(sync, "checkout", self._checkout)
+        event.listen(sync, "checkin", self._checkin)
+        event.listen(sync, "before_cursor_execute", self._statement)
+
+    def _checkout(self, dbapi_connection, record, proxy) -> None:
+        self.checkouts += 1
+        self._out[id(record)] = time.perf_counter()
+
+    def _checkin(self, dbapi_connection, record) -> None:
+        since = self._out.pop(id(record), None)
+        if since is not None:
+            self.closed_held += time.perf_counter() - since
+
+    def _statement(self, *args) -> None:
+        self.statements += 1
+
+    def mark(self) -> None:
+        now = time.perf_counter()
+        held = self.closed_held + sum(now - since for since in self._out.values())
+        self._marks.append((now, held, self.checkouts, self.statements))
+
+    def figures(self) -> dict:
+        if len(self._marks) < 2:
+            return {}
+        (t0, h0, c0, s0), (t1, h1, c1, s1) = self._marks[0], self._marks[-1]
+        checkouts = c1 - c0
+        return {"connections_in_use_avg": (h1 - h0) / (t1 - t0),
+                "connections_max": self.capacity, "checkouts": checkouts,
+                "held_ms_per_checkout": 1000 * (h1 - h0) / checkouts if checkouts else 0.0,
+                "statements": s1 - s0}
+
+
+class StageTimer:
+    """Wall time of the hotline's stages, by wrapping a few of its objects' methods on the
+    instances (--profile only). Waiting counts: for the database connection, for the loop."""
+
+    STAGES = (
+        ("telegram", "accept", "store a getUpdates batch in the inbox (one transaction)"),
+        ("engine", "handle", "the turn: load, route, save, mark handled (one transaction)"),
+        ("telegram", "deliver", "send the replies (sendMessage calls)"),
+        ("telegram", "_mark", "mark the inbox row done (one more transaction)"),
+    )
+
+    def __init__(self, hotline) -> None:
+        self.totals: dict[str, list[float]] = {}
+        self.active = False
+        for owner_name, method, _ in self.STAGES:
+            owner = getattr(hotline, owner_name, None)
+            original = getattr(owner, method, None)
+            if original is not None:
+                setattr(owner, method, self._wrap(f"{type(owner).__name__}.{method}", original))
+
+    def _wrap(self, name: str, original):
+        totals = self.totals.setdefault(name, [0, 0.0])
+
+        async def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return await original(*args, **kwargs)
+            finally:
+                if self.active:
+                    totals[0] += 1
+                    totals[1] += time.perf_counter() - started
+
+        return timed
+
+    def figures(self) -> dict:
+        notes = {f"{type_name}.{method}": note for type_name, method, note in (
+            (("TelegramChannel" if owner == "telegram" else "Engine"), method, note)
+            for owner, method, note in self.STAGES)}
+        return {name: {"calls": calls, "mean_ms": 1000 * total / calls if calls else 0.0,
+                       "what": notes.get(name, "")}
+                for name, (calls, total) in self.totals.items()}
+
 
 class HotlineBot:
     """The real hotline, with Telegram's politeness limits out of the way."""
 
-    def __init__(self, endpoints: dict, database_url: str) -> None:
+    def __init__(self, endpoints: dict, database_url: str, *, stages: bool = False) -> None:
         from bot.service import Hotline
         from bot.settings import Settings, load_settings
 
@@ -375,12 +472,25 @@ class HotlineBot:
             max_sends_per_second=100_000, flood_messages=1_000_000,
         )
         self.hotline = Hotline(settings, poll_timeout=1, retry_delay=0.1)
+        self.pool = PoolMeter(self.hotline.database)
+        self.stages = StageTimer(self.hotline) if stages else None
 
     async def start(self) -> None:
         await self.hotline.start()
 
     async def stop(self) -> None:
         await self.hotline.stop()
+
+    def window(self, starting: bool) -> None:
+        self.pool.mark()
+        if self.stages is not None:
+            self.stages.active = starting
+
+    def figures(self) -> dict:
+        figures = {"database": self.pool.figures()}
+        if self.stages is not None:
+            figures["stages"] = self.stages.figures()
+        return figures
 
 
 async def measure(name: str, make_bot, args, profiler: cProfile.Profile | None) -> dict:
@@ -403,14 +513,18 @@ async def measure(name: str, make_bot, args, profiler: cProfile.Profile | None) 
         bot = make_bot(endpoints)
         await bot.start()
         ours.send(("go",))
-        deadline = time.monotonic() + args.warmup + args.seconds + 60
+        deadline = time.monotonic() + args.warmup + args.seconds + DRAIN_SECONDS + 60
         while True:
             kind, payload = await _receive(ours, max(1.0, deadline - time.monotonic()))
-            if kind == "window" and profiler is not None:
-                profiler.enable() if payload == "start" else profiler.disable()
+            if kind == "window":
+                starting = payload == "start"
+                bot.window(starting)
+                if profiler is not None:
+                    profiler.enable() if starting else profiler.disable()
             elif kind == "result":
                 figures = payload
                 break
+        figures.update(bot.figures())
         await asyncio.wait_for(bot.stop(), 60)
         bot = None
         ours.send(("stop",))
@@ -565,8 +679,9 @@ async def run(args) -> int:
     if args.only in (None, "hotline"):
         async with hotline_database(args.database) as (url, description):
             config["database"] = description
-            hotline = await measure("hotline", lambda endpoints: HotlineBot(endpoints, url),
-                                    args, profiler)
+            hotline = await measure(
+                "hotline", lambda endpoints: HotlineBot(endpoints, url, stages=args.profile),
+                args, profiler)
             hotline.update(await database_counts(url))
     if profiler is not None and hotline is not None:
         print_profile(profiler)

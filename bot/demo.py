@@ -89,8 +89,12 @@ def _show(messages: list[BotMessage]) -> None:
         print()
         for text_line in message.plain.splitlines():
             print(f"  bot| {text_line}")
-        buttons = [b for row in message.buttons for b in row]
-        if buttons:
-            print("  " + "  ".join(f"[{n}] {b.text}" for n, b in enumerate(buttons, start=1)))
+        number = 0
+        for row in message.buttons:
+            labels = []
+            for button in row:
+                number += 1
+                labels.append(f"[{number}] {button.text}")
+            print("      " + "   ".join(labels))
     print()
     sys.stdout.flush()
