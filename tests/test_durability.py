@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from bot.local_bot_api import LocalBotApi
 from db import inbox
-from db.models import Conversation, InboxUpdate, Person, Ticket, utcnow
+from db.models import Conversation, Person, utcnow
 from tests.conversation import replies, say, texts
 
 
