@@ -35,13 +35,19 @@ class Translator:
         self.catalog = catalog
         self.language = language
         self._messages = catalog._compiled[language]
+        self._fixed: dict[str, Markup] = {}  # texts without variables, rendered once
 
     def __call__(self, key: str, /, **variables: Any) -> Markup:
+        if not variables and key in self._fixed:
+            return self._fixed[key]
         try:
             template = self._messages[key]
         except KeyError:
             raise ContentError(f"no text {key!r} in language {self.language!r}") from None
-        return Markup(template.render(variables))
+        text = Markup(template.render(variables))
+        if not variables and key not in self.catalog._variable_keys[self.language]:
+            self._fixed[key] = text
+        return text
 
     def has(self, key: str) -> bool:
         return key in self._messages
@@ -81,6 +87,10 @@ class Catalog:
             self._compiled[language] = {
                 key: self.environment.from_string(text) for key, text in flat.items()
             }
+        self._variable_keys = {
+            language: {key for key, text in self._sources[language].items() if self._variables(text)}
+            for language in self.languages
+        }
         self._translators = {lang: Translator(self, lang) for lang in self.languages}
 
     def translator(self, language: str | None) -> Translator:

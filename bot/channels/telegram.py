@@ -30,6 +30,7 @@ from telegram.constants import MessageLimit, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ContextTypes
 
+from bot.done_marks import DoneMarks
 from bot.engine import Engine
 from bot.lanes import Lanes
 from bot.messages import Choice, Inbound, InboundKind, Media, Reply
@@ -72,6 +73,7 @@ class TelegramChannel:
         self.poll_timeout = poll_timeout
         self.retry_delay = retry_delay
         self.lanes = Lanes()
+        self.done = DoneMarks(sessions)
 
     @property
     def bot(self) -> Bot:
@@ -130,6 +132,7 @@ class TelegramChannel:
 
     async def stop(self) -> None:
         await self.lanes.drain()
+        await self.done.flush()
 
     def _queue(self, row_id: int, update: Update) -> None:
         self.lanes.submit(_person_key(update), lambda: self._process(row_id, update))
@@ -139,22 +142,18 @@ class TelegramChannel:
             await _acknowledge(update.callback_query)
         inbound = to_inbound(update)
         if inbound is None:  # not for us: a group, a channel post, a service message
-            await self._mark(row_id, InboxStatus.DONE)
+            self.done.add(row_id)
             return
         result = await self.engine.handle(inbound, receipt=row_id)
         await self.deliver(int(inbound.person_id), result.replies)
-        await self._mark(row_id, InboxStatus.DONE)
+        self.done.add(row_id)
         if result.catch_up_after is not None:
             self._schedule_catch_up(inbound.person_id, result.catch_up_after)
 
     async def _answer_stored(self, row: InboxUpdate) -> None:
         chat_id = int(row.person_key.split(":", 1)[1])
         await self.deliver(chat_id, [Reply.from_dict(r) for r in row.replies or []])
-        await self._mark(row.id, InboxStatus.DONE)
-
-    async def _mark(self, row_id: int, status: str) -> None:
-        async with self.sessions() as session, session.begin():
-            await inbox.mark_done(session, row_ids=[row_id], status=status)
+        self.done.add(row.id)
 
     def _schedule_catch_up(self, person_id: str, delay: float) -> None:
         """python-telegram-bot's job queue asks the held-back question once the flood is over."""

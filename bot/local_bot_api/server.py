@@ -253,6 +253,11 @@ class LocalBotApi:
     def pending_updates(self) -> int:
         return len(self._pending)
 
+    @property
+    def polling(self) -> bool:
+        """Whether a getUpdates long poll is waiting, i.e. the bot has caught up and is idle."""
+        return self._poll is not None and not self._poll.done()
+
     def _wake_poll(self, reason: str) -> None:
         if self._poll is not None and not self._poll.done():
             self._poll.set_result(reason)
