@@ -10,7 +10,13 @@ import html
 import time
 
 import pytest
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity, Update
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    MessageEntity,
+    Update,
+)
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -107,7 +113,8 @@ async def test_a_second_bot_instance_ends_the_first_ones_long_poll(bot, api):
     # One Bot never overlaps its own polls (its getUpdates pool has one connection), so the
     # conflict needs a second instance, as with two bot processes on one token.
     older = asyncio.create_task(bot.get_updates(timeout=5))
-    await asyncio.sleep(0.1)  # let the first poll reach the server
+    while not api.polling:
+        await asyncio.sleep(0.01)
     async with Bot(api.token, base_url=api.base_url) as second_instance:
         assert await second_instance.get_updates(timeout=dtm.timedelta(milliseconds=50)) == ()
     with pytest.raises(Conflict, match="terminated by other getUpdates"):
@@ -135,8 +142,8 @@ async def test_html_message_with_keyboard_reaches_the_worker(bot, api):
 
 async def test_pressing_a_button_makes_a_callback_query(bot, api):
     worker = api.user(42)
-    sent = await bot.send_message(42, "Which language?",
-                                  reply_markup=keyboard(("中文", "lang:zh"), ("English", "lang:en")))
+    languages = keyboard(("中文", "lang:zh"), ("English", "lang:en"))
+    sent = await bot.send_message(42, "Which language?", reply_markup=languages)
 
     worker.press("Eng")
     [update] = await bot.get_updates()
@@ -169,10 +176,29 @@ async def test_unescaped_worker_text_in_html_is_refused(bot, api, worker_text):
 
 async def test_html_errors_use_telegram_wording(bot, api):
     api.user(42)
-    with pytest.raises(BadRequest, match='(?i)unsupported start tag "script" at byte offset 0'):
+    with pytest.raises(BadRequest, match=r'(?i)unsupported start tag "script" at byte offset 0'):
         await bot.send_message(42, "<script>", parse_mode=ParseMode.HTML)
     with pytest.raises(BadRequest, match='end tag corresponding to start tag "b"'):
         await bot.send_message(42, "<b>x", parse_mode=ParseMode.HTML)
+
+
+async def test_supported_html_becomes_entities(bot, api):
+    api.user(42)
+    sent = await bot.send_message(
+        42,
+        '<a href="https://example.org/?a=1&amp;b=2">law</a> '
+        '<pre><code class="language-python">pay()</code></pre> '
+        '<span class="tg-spoiler">s</span> <blockquote expandable>q</blockquote> '
+        "&#128512; AT&T",
+        parse_mode=ParseMode.HTML,
+    )
+
+    assert sent.text == "law pay() s q 😀 AT&T"
+    entities = {e.type: e for e in sent.entities}
+    assert entities["text_link"].url == "https://example.org/?a=1&b=2"
+    assert entities["pre"].language == "python" and "code" not in entities
+    assert {"spoiler", "expandable_blockquote"} <= set(entities)
+    assert sent.parse_entity(entities["spoiler"]) == "s"
 
 
 async def test_message_length_is_counted_after_parsing(bot, api):
@@ -189,7 +215,7 @@ async def test_callback_data_is_limited_to_64_bytes(bot, api):
     await bot.send_message(42, "ok", reply_markup=keyboard(("A", "x" * 64)))
     with pytest.raises(BadRequest, match="Button_data_invalid"):
         await bot.send_message(42, "too long", reply_markup=keyboard(("A", "x" * 65)))
-    with pytest.raises(BadRequest, match="Button_data_invalid"):  # 33 × 2 bytes in UTF-8
+    with pytest.raises(BadRequest, match="Button_data_invalid"):  # 33 letters, 66 bytes in UTF-8
         await bot.send_message(42, "too long", reply_markup=keyboard(("A", "é" * 33)))
 
 
@@ -302,6 +328,35 @@ async def test_forum_topics_carry_messages_both_ways(bot, api):
         await bot.send_message(FORUM_ID, "lost", message_thread_id=thread + 100)
     with pytest.raises(BadRequest, match="not a forum"):
         await bot.create_forum_topic(7, "private chats have no topics")
+
+
+async def test_worker_edits_and_counsellor_presses_reach_the_bot(bot, api):
+    worker, counsellor, forum = api.user(42), api.user(7, "Mei"), api.forum(FORUM_ID)
+    question = worker.send("My boss took my pasport")
+    worker.edit(question["message_id"], "My boss took my passport")
+    await bot.send_message(FORUM_ID, "Take the case?", reply_markup=keyboard(("Take", "take:12")))
+    forum.press(counsellor, 0)
+
+    message, edited, pressed = await bot.get_updates()
+
+    assert edited.edited_message.message_id == message.message.message_id
+    assert edited.edited_message.text == "My boss took my passport"
+    assert pressed.callback_query.from_user.id == 7
+    assert pressed.callback_query.data == "take:12"
+    assert pressed.callback_query.message.chat.id == FORUM_ID
+
+
+async def test_drop_pending_updates_and_allowed_updates(bot, api):
+    worker = api.user(42)
+    worker.send("stale")
+    await bot.delete_webhook(drop_pending_updates=True)
+    assert api.pending_updates == 0
+
+    await bot.send_message(42, "Pick", reply_markup=keyboard(("A", "a")))
+    worker.send("text")
+    worker.press("A")
+    [only] = await bot.get_updates(allowed_updates=["callback_query"])
+    assert only.callback_query.data == "a"
 
 
 async def test_copy_of_a_worker_photo_into_a_topic(bot, api):

@@ -72,16 +72,15 @@ class FileStore:
         folder, extension = _STORAGE[kind]
         if file.name and "." in file.name:
             extension = "." + file.name.rsplit(".", 1)[1]
-        number = file.file_id.rsplit("-", 1)[1]
         file.kind = kind
-        file.path = f"{folder}/file_{number}{extension}"
+        file.path = f"{folder}/{file.file_unique_id}{extension}"
         self._by_path[file.path] = file
         file.meta = {"file_id": file.file_id, "file_unique_id": file.file_unique_id,
                      "file_size": file.size}
         if kind == "photo":
             file.meta.update(width=1280, height=960)
         elif kind == "document":
-            name = file.name or f"file_{number}{extension}"
+            name = file.name or f"file{extension}"
             file.meta.update(file_name=name,
                              mime_type=file.mime_type or mimetypes.guess_type(name)[0]
                              or "application/octet-stream")

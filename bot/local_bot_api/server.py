@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -196,7 +196,7 @@ class LocalBotApi:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> LocalBotApi:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
