@@ -118,11 +118,14 @@ class Engine:
         return turn.replies
 
     async def _begin(self, session: AsyncSession, inbound: Inbound) -> tuple[Turn, State, Conversation | None]:
-        person = await people.find_or_add_person(
-            session, channel=inbound.channel, external_id=inbound.person_id,
-            display_name=inbound.display_name, username=inbound.username,
+        person, row = await people.find_person_and_conversation(
+            session, channel=inbound.channel, external_id=inbound.person_id
         )
-        row = await conversations.load_conversation(session, person_id=person.id)
+        if person is None:
+            person = await people.add_person(
+                session, channel=inbound.channel, external_id=inbound.person_id
+            )
+        people.note_names(person, display_name=inbound.display_name, username=inbound.username)
         state = State.of(row, person)
         language = person.language or self.catalog.language_for_hint(inbound.language_hint)
         turn = Turn(person=person, inbound=inbound, data=state.answers, session=session,

@@ -10,10 +10,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.models import Conversation
 
 
-async def load_conversation(session: AsyncSession, *, person_id: int) -> Conversation | None:
-    return await session.get(Conversation, person_id)
-
-
 async def save_conversation(
     session: AsyncSession, *, conversation: Conversation | None, person_id: int, flow: str,
     step: str, data: dict[str, Any], history: list[str], now: datetime,

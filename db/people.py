@@ -11,24 +11,32 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.models import Conversation, Person, Ticket, TicketMessage
 
 
-async def find_or_add_person(
-    session: AsyncSession, *, channel: str, external_id: str, display_name: str | None,
-    username: str | None,
-) -> Person:
-    """The person behind a channel id, created on first contact."""
+async def find_person_and_conversation(
+    session: AsyncSession, *, channel: str, external_id: str
+) -> tuple[Person | None, Conversation | None]:
+    """Both in one query: each round trip to the database lengthens every turn."""
     result = await session.exec(
-        select(Person).where(Person.channel == channel, Person.external_id == external_id)
+        select(Person, Conversation)
+        .outerjoin(Conversation, Conversation.person_id == Person.id)
+        .where(Person.channel == channel, Person.external_id == external_id)
     )
-    person = result.first()
-    if person is None:
-        person = Person(channel=channel, external_id=external_id)
-        session.add(person)
-    if display_name is not None:
-        person.display_name = display_name[:200]
-    if username is not None:
-        person.username = username[:64]
+    found = result.first()
+    return (found[0], found[1]) if found else (None, None)
+
+
+async def add_person(session: AsyncSession, *, channel: str, external_id: str) -> Person:
+    person = Person(channel=channel, external_id=external_id)
+    session.add(person)
     await session.flush()
     return person
+
+
+def note_names(person: Person, *, display_name: str | None, username: str | None) -> None:
+    """Keeps the channel's current names (written only when they changed)."""
+    if display_name is not None and person.display_name != display_name[:200]:
+        person.display_name = display_name[:200]
+    if username is not None and person.username != username[:64]:
+        person.username = username[:64]
 
 
 async def forget_person(session: AsyncSession, *, person: Person, now: datetime) -> None:
