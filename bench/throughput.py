@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Throughput benchmark: the hotline against a bare python-telegram-bot echo bot.
 
 Run from the repository root:
@@ -53,6 +52,7 @@ TARGET_P95_MS = 100.0
 STALL_SECONDS = 5.0  # a worker waiting longer than this for its turn is revived with /menu
 DRAIN_SECONDS = 15.0  # after the window, how long the bot may take to answer what is under way
 WORKER_ID_BASE = 700_000_000
+BUSY_WARNING_PCT = 15.0  # the machine busier than this before a phase: figures are suspect
 
 # What a worker answers to each question of the hotline, recognised by the question's
 # choice tag ("flow.step", carried in the callback_data of its inline keyboard).
@@ -81,7 +81,7 @@ HOTLINE_ANSWERS = {
 
 
 class _Worker:
-    __slots__ = ("user", "sent_at", "story_told")
+    __slots__ = ("sent_at", "story_told", "user")
 
     def __init__(self, user) -> None:
         self.user = user
@@ -207,6 +207,26 @@ def _percentile(ordered: list[float], pct: float) -> float:
     return ordered[int(rank) - 1]
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds over all cores since boot, from /proc/stat."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/stat") as file:
+            values = [int(v) for v in file.readline().split()[1:]]
+        idle = values[3] + values[4]  # idle + iowait
+        total = sum(values[:8])
+        tick = os.sysconf("SC_CLK_TCK")
+        return (total - idle) / tick, total / tick
+    return 0.0, 0.0
+
+
+async def machine_busy_now(seconds: float = 1.0) -> float:
+    """How busy the machine is before a phase (percent of all cores): other people's work."""
+    busy0, total0 = machine_cpu()
+    await asyncio.sleep(seconds)
+    busy1, total1 = machine_cpu()
+    return 100 * (busy1 - busy0) / (total1 - total0) if total1 > total0 else 0.0
+
+
 class CpuMeter:
     """CPU time of this process, of the bot's process (per thread) and of the whole machine,
     read from /proc, so a report can show which side was saturated."""
@@ -232,14 +252,7 @@ class CpuMeter:
         return threads
 
     def _machine(self) -> tuple[float, float]:
-        """(busy, total) seconds over all cores."""
-        with contextlib.suppress(OSError):
-            with open("/proc/stat") as file:
-                values = [int(v) for v in file.readline().split()[1:]]
-            idle = values[3] + (values[4] if len(values) > 4 else 0)
-            total = sum(values[:8])
-            return (total - idle) / self.tick, total / self.tick
-        return 0.0, 0.0
+        return machine_cpu()
 
     def between(self, first: dict, last: dict) -> dict:
         wall = last["wall"] - first["wall"]
@@ -418,45 +431,51 @@ class PoolMeter:
 
 class StageTimer:
     """Wall time of the hotline's stages, by wrapping a few of its objects' methods on the
-    instances (--profile only). Waiting counts: for the database connection, for the loop."""
+    instances (--profile only); a stage the hotline no longer has is left out. Waiting counts:
+    for the database connection, for the event loop."""
 
     STAGES = (
-        ("telegram", "accept", "store a getUpdates batch in the inbox (one transaction)"),
-        ("engine", "handle", "the turn: load, route, save, mark handled (one transaction)"),
-        ("telegram", "deliver", "send the replies (sendMessage calls)"),
-        ("telegram", "_mark", "mark the inbox row done (one more transaction)"),
+        ("telegram.accept", "store a getUpdates batch in the inbox (one transaction)"),
+        ("engine.handle", "the turn: load, route, save, mark handled (one transaction)"),
+        ("telegram.deliver", "send the replies (sendMessage calls)"),
+        ("telegram._mark", "mark one inbox row done (one more transaction)"),
+        ("telegram.done.flush", "mark a batch of inbox rows done (one transaction)"),
     )
 
     def __init__(self, hotline) -> None:
-        self.totals: dict[str, list[float]] = {}
+        self.totals: dict[str, list] = {}
         self.active = False
-        for owner_name, method, _ in self.STAGES:
-            owner = getattr(hotline, owner_name, None)
-            original = getattr(owner, method, None)
-            if original is not None:
-                setattr(owner, method, self._wrap(f"{type(owner).__name__}.{method}", original))
+        for path, what in self.STAGES:
+            *owners, method = path.split(".")
+            owner = hotline
+            for name in owners:
+                owner = getattr(owner, name, None)
+            original = getattr(owner, method, None) if owner is not None else None
+            if original is not None and asyncio.iscoroutinefunction(original):
+                label = f"{type(owner).__name__}.{method}"
+                self.totals[label] = [0, 0, 0.0, what]  # started, finished, seconds, what
+                setattr(owner, method, self._wrap(self.totals[label], original))
 
-    def _wrap(self, name: str, original):
-        totals = self.totals.setdefault(name, [0, 0.0])
-
+    def _wrap(self, totals: list, original):
         async def timed(*args, **kwargs):
+            counted = self.active  # calls that start within the window
+            if counted:
+                totals[0] += 1
             started = time.perf_counter()
             try:
                 return await original(*args, **kwargs)
             finally:
-                if self.active:
-                    totals[0] += 1
-                    totals[1] += time.perf_counter() - started
+                if counted and self.active:  # and end within it
+                    totals[1] += 1
+                    totals[2] += time.perf_counter() - started
 
         return timed
 
     def figures(self) -> dict:
-        notes = {f"{type_name}.{method}": note for type_name, method, note in (
-            (("TelegramChannel" if owner == "telegram" else "Engine"), method, note)
-            for owner, method, note in self.STAGES)}
-        return {name: {"calls": calls, "mean_ms": 1000 * total / calls if calls else 0.0,
-                       "what": notes.get(name, "")}
-                for name, (calls, total) in self.totals.items()}
+        return {label: {"calls": started, "finished": finished,
+                        "mean_ms": 1000 * seconds / finished if finished else None,
+                        "what": what}
+                for label, (started, finished, seconds, what) in self.totals.items()}
 
 
 class HotlineBot:
@@ -502,6 +521,10 @@ async def measure(name: str, make_bot, args, profiler: cProfile.Profile | None) 
         args=(theirs, "hotline" if name == "hotline" else "echo", args.workers, args.warmup,
               args.seconds, os.getpid()),
     )
+    busy_before = await machine_busy_now()
+    if busy_before > BUSY_WARNING_PCT:
+        print(f"warning: the machine was {busy_before:.0f}% busy before the {name} phase "
+              "(someone else's work): its figures will be low", file=sys.stderr)
     process.start()
     errors = ErrorCounter()
     logging.getLogger().addHandler(errors)
@@ -539,6 +562,7 @@ async def measure(name: str, make_bot, args, profiler: cProfile.Profile | None) 
         if process.is_alive():
             process.terminate()
             await asyncio.to_thread(process.join, 5)
+    figures["machine_busy_before_pct"] = busy_before
     figures["errors_logged"] = errors.count
     figures["first_error"] = errors.first
     return figures
@@ -567,12 +591,16 @@ async def hotline_database(url: str | None):
     given = make_url(url.replace("postgresql://", "postgresql+asyncpg://", 1))
     scratch = f"hotline_bench_{os.getpid()}"
     admin_dsn = given.set(drivername="postgresql").render_as_string(hide_password=False)
-    admin = await asyncpg.connect(admin_dsn)
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{scratch}"')
-        await admin.execute(f'CREATE DATABASE "{scratch}"')
-    finally:
-        await admin.close()
+        admin = await asyncpg.connect(admin_dsn, timeout=10)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{scratch}"')
+            await admin.execute(f'CREATE DATABASE "{scratch}"')
+        finally:
+            await admin.close()
+    except (TimeoutError, OSError, asyncpg.PostgresError) as error:
+        raise SystemExit(f"could not create the scratch database {scratch} on "
+                         f"{given.host}:{given.port or 5432}: {error}") from None
     bench_url = given.set(database=scratch).render_as_string(hide_password=False)
     try:
         engine = create_engine(bench_url)
@@ -582,7 +610,7 @@ async def hotline_database(url: str | None):
             await engine.dispose()
         yield bench_url, f"postgresql {given.host}:{given.port or 5432} (scratch {scratch})"
     finally:
-        admin = await asyncpg.connect(admin_dsn)
+        admin = await asyncpg.connect(admin_dsn, timeout=10)
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
         finally:
@@ -611,7 +639,7 @@ async def database_counts(url: str) -> dict:
 # -- reporting ---------------------------------------------------------------------------------
 
 
-def print_profile(profiler: cProfile.Profile, top: int = 25) -> None:
+def print_profile(profiler: cProfile.Profile, hotline: dict, top: int = 25) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     profiler.dump_stats(RESULTS / "hotline.prof")
     for order in ("cumulative", "tottime"):
@@ -619,36 +647,92 @@ def print_profile(profiler: cProfile.Profile, top: int = 25) -> None:
         pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(order).print_stats(top)
         text = out.getvalue()
         body = text[text.index("   ncalls"):] if "   ncalls" in text else text
-        print(f"--- hotline profile (main thread, measured window), top {top} by {order} ---")
+        print(f"--- hotline profile (event-loop thread, measured window): top {top} by {order} ---")
         print(body.rstrip())
         print()
-    print(f"(raw profile: {RESULTS / 'hotline.prof'}; threads other than the event loop's,"
-          " e.g. aiosqlite's, are not in it: see 'bot other threads' CPU below)\n")
+    print("(SQLAlchemy's asyncio layer switches greenlets, which cProfile's call stack does not\n"
+          " follow: cumulative times of code that awaits the database are inflated (n/m calls\n"
+          " show it); own times (tottime) and the summary by package below are sound.)\n")
+    print("--- hotline profile: own time by package, top 15 ---")
+    by_package = _own_time_by_package(profiler)
+    total = sum(by_package.values()) or 1.0
+    for package, seconds in sorted(by_package.items(), key=lambda item: -item[1])[:15]:
+        print(f"  {seconds:7.2f} s  {100 * seconds / total:5.1f}%  {package}")
+    print()
+    stages = hotline.get("stages") or {}
+    updates = max(hotline["updates"], 1)
+    if stages:
+        print("--- where a hotline update's time goes (wall time, waiting included) ---")
+        for name, stage in stages.items():
+            mean = (f"{stage['mean_ms']:8.1f} ms per call" if stage["mean_ms"] is not None
+                    else "     (none ended)")
+            print(f"  {name:<26} {mean}  {stage['calls'] / updates:5.2f} calls per update"
+                  f"   {stage['what']}")
+        print()
+    print(f"(raw profile: {RESULTS / 'hotline.prof'}; threads other than the event loop's, "
+          "e.g. aiosqlite's, are not in it: see the bot CPU column)\n")
+
+
+def _own_time_by_package(profiler: cProfile.Profile) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    for (filename, _, function), (_, _, own, _, _) in stats.items():
+        path = filename.replace("\\", "/")
+        if "site-packages/" in path:
+            key = path.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+        elif path.startswith(str(REPO).replace("\\", "/") + "/"):
+            key = "hotline: " + path[len(str(REPO)) + 1:].split("/", 1)[0] + "/"
+        elif filename == "~":
+            key = "built-in: " + function.strip("<>").removeprefix("method ")[:40]
+        elif "importlib" in path:
+            key = "importlib (imports at run time)"
+        else:
+            key = "stdlib: " + Path(path).name.removesuffix(".py")
+        totals[key] = totals.get(key, 0.0) + own
+    return totals
 
 
 def print_report(config: dict, echo: dict, hotline: dict) -> None:
     def row(name: str, f: dict) -> str:
         cpu = f.get("cpu", {})
+        bot_cpu = (f"{cpu.get('bot_main_thread_pct', 0):.0f}%+"
+                   f"{cpu.get('bot_other_threads_pct', 0):.0f}%")
         return (f"{name:<9} {f['updates']:>8} {f['updates_per_second']:>10.1f} "
                 f"{f['p50_ms']:>8.1f} {f['p95_ms']:>8.1f} {f['p99_ms']:>8.1f} {f['max_ms']:>8.1f}"
-                f"  {cpu.get('bot_main_thread_pct', 0):>5.0f}%/{cpu.get('bot_other_threads_pct', 0):<4.0f}%"
-                f" {cpu.get('server_process_pct', 0):>6.0f}% {cpu.get('machine_busy_pct', 0):>6.0f}%")
+                f"  {bot_cpu:>9} {cpu.get('server_process_pct', 0):>6.0f}%"
+                f" {cpu.get('machine_busy_pct', 0):>7.0f}%")
 
     print(f"throughput: {config['workers']} workers, {config['warmup']:g} s warm-up, "
           f"{config['seconds']:g} s measured; hotline database: {config['database']}"
-          + ("; hotline under cProfile (its figures are slowed by it)" if config["profile"] else ""))
+          + ("; hotline under cProfile (slowed by it)" if config["profile"] else ""))
+    changed = config.get("uncommitted_changes") or []
+    print(f"code: commit {config.get('commit')}"
+          + (f" + uncommitted changes to {', '.join(changed[:6])}"
+             + (f" and {len(changed) - 6} more" if len(changed) > 6 else "") if changed else ""))
     print(f"{'':<9} {'updates':>8} {'updates/s':>10} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-          f"{'max ms':>8}  {'bot CPU':>11} {'server':>7} {'machine':>7}")
+          f"{'max ms':>8}  {'bot CPU':>9} {'server':>7} {'machine':>8}")
     print(row("echo bot", echo))
     print(row("hotline", hotline))
-    print("(bot CPU: event-loop thread / other threads of the bot process; server: the process of"
-          " the local Bot API and the workers; machine: all cores busy)")
+    print("bot CPU: the bot process's event-loop thread + its other threads (100% = one core);"
+          " server: the local\nBot API and workers' process; machine: all "
+          f"{echo.get('cpu', {}).get('cores', '?')} cores busy (PostgreSQL included); "
+          f"busy before each phase: echo {echo['machine_busy_before_pct']:.0f}%, "
+          f"hotline {hotline['machine_busy_before_pct']:.0f}%")
+    database = hotline.get("database") or {}
+    if database:
+        updates = max(hotline["updates"], 1)
+        print(f"hotline database: {database['connections_in_use_avg']:.2f} connections in use on "
+              f"average (pool max {database['connections_max']}), "
+              f"{database['held_ms_per_checkout']:.1f} ms per checkout, "
+              f"{database['checkouts'] / updates:.1f} checkouts and "
+              f"{database['statements'] / updates:.1f} SQL statements per update")
     print(f"hotline: {hotline['tickets']} complaints filed in the window "
           f"({hotline['tickets'] / max(hotline['seconds'], 1e-9):.1f}/s), "
-          f"{hotline.get('tickets_in_database', '?')} tickets in the database; "
-          f"anomalies: echo {_anomalies(echo)}, hotline {_anomalies(hotline)}")
-    if hotline.get("first_error"):
-        print(f"first error the hotline logged: {hotline['first_error']}")
+          f"{hotline.get('tickets_in_database', '?')} tickets in the database")
+    print(f"anomalies: echo bot {_anomalies(echo)}; hotline {_anomalies(hotline)}")
+    for name, figures in (("echo bot", echo), ("hotline", hotline)):
+        if figures.get("first_error"):
+            print(f"first error the {name} logged: {figures['first_error']}")
     ratio = hotline["updates_per_second"] / echo["updates_per_second"] \
         if echo["updates_per_second"] else 0.0
     print(f"echo bot:  {echo['updates_per_second']:.1f} updates/s  p50 {echo['p50_ms']:.1f} ms  "
@@ -664,6 +748,23 @@ def _anomalies(f: dict) -> str:
             f"{f['unanswered_at_end']} unanswered at the end, {f['errors_logged']} errors logged")
 
 
+def source_version() -> dict:
+    """Which code was measured: the commit, and the files changed since (outside bench/)."""
+    import subprocess
+
+    def git(*command: str) -> str:
+        try:
+            return subprocess.run(["git", *command], cwd=REPO, capture_output=True, text=True,
+                                  check=False, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    changed = [line[3:] for line in git("status", "--porcelain").splitlines()
+               if line[3:] and not line[3:].startswith("bench/")]
+    return {"commit": git("rev-parse", "--short", "HEAD").strip() or None,
+            "uncommitted_changes": changed}
+
+
 # -- main --------------------------------------------------------------------------------------
 
 
@@ -671,7 +772,7 @@ async def run(args) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = {"workers": args.workers, "seconds": args.seconds, "warmup": args.warmup,
               "profile": args.profile, "database": None, "python": sys.version.split()[0],
-              "cpus": os.cpu_count()}
+              "cpus": os.cpu_count(), **source_version()}
     echo = hotline = None
     if args.only in (None, "echo"):
         echo = await measure("echo", EchoBot, args, None)
@@ -684,7 +785,7 @@ async def run(args) -> int:
                 args, profiler)
             hotline.update(await database_counts(url))
     if profiler is not None and hotline is not None:
-        print_profile(profiler)
+        print_profile(profiler, hotline)
     if echo is None or hotline is None:  # a look at one bot alone, e.g. to check the harness
         for name, figures in (("echo bot", echo), ("hotline", hotline)):
             if figures is not None:
@@ -697,7 +798,7 @@ async def run(args) -> int:
         if echo["updates_per_second"] else 0.0
     RESULTS.mkdir(parents=True, exist_ok=True)
     report = {
-        "when": dtm.datetime.now(dtm.timezone.utc).isoformat(timespec="seconds"),
+        "when": dtm.datetime.now(dtm.UTC).isoformat(timespec="seconds"),
         "config": config, "echo": echo, "hotline": hotline, "ratio": ratio,
         "targets": {"ratio_min": TARGET_RATIO, "hotline_p95_ms_max": TARGET_P95_MS,
                     "ratio_met": ratio >= TARGET_RATIO,
