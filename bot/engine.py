@@ -8,7 +8,6 @@ Channels call `handle`; handlers never see a channel.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Callable
@@ -25,7 +24,8 @@ from bot.matching import match_choice
 from bot.messages import Choice, Inbound, InboundKind, Reply, TurnResult
 from content.catalog import Catalog
 from db import conversations, inbox, people
-from db.models import Conversation, InboxStatus, Person, utcnow
+from db.conversations import SavedConversation
+from db.models import InboxStatus, Person, utcnow
 from handlers.flow import END, FINISHED, NEXT, STAY, Flow, Goto, Outcome, Step, Turn
 
 log = logging.getLogger(__name__)
@@ -52,13 +52,11 @@ class State:
         return f"{self.flow}.{self.step}"
 
     @classmethod
-    def of(cls, row: Conversation | None, person: Person) -> State:
-        if row is None:
+    def of(cls, saved: SavedConversation | None, person: Person) -> State:
+        if saved is None:
             return cls("menu", "main") if person.language else cls("language", "choose")
-        # A deep copy: editing the loaded JSON in place would also change what SQLAlchemy
-        # compares against, and the changed state would look unchanged and not be saved.
-        data = copy.deepcopy(row.data)
-        return cls(row.flow, row.step, data.get("answers", {}), list(row.history),
+        data = saved.data
+        return cls(saved.flow, saved.step, data.get("answers", {}), list(saved.history),
                    bool(data.get("editing")), data.get("drafts", {}))
 
     def data(self) -> dict[str, Any]:
@@ -84,12 +82,13 @@ class Engine:
         flood = self.flood.check(f"{inbound.channel}:{inbound.person_id}", time.monotonic())
         try:
             async with self.sessions() as session, session.begin():
-                turn, state, row = await self._begin(session, inbound)
+                turn, state, saved = await self._begin(session, inbound)
                 await self._route(turn, state)
                 if turn.person.forgotten_at is None:
                     await conversations.save_conversation(
-                        session, conversation=row, person_id=turn.person.id, flow=state.flow,
-                        step=state.step, data=state.data(), history=state.history, now=turn.now,
+                        session, person_id=turn.person.id, is_new=saved is None,
+                        flow=state.flow, step=state.step, data=state.data(),
+                        history=state.history, now=turn.now,
                     )
                 replies = turn.replies
                 if flood is not Flood.CALM:
@@ -117,8 +116,10 @@ class Engine:
             await self._ask_here(turn, state)
         return turn.replies
 
-    async def _begin(self, session: AsyncSession, inbound: Inbound) -> tuple[Turn, State, Conversation | None]:
-        person, row = await people.find_person_and_conversation(
+    async def _begin(
+        self, session: AsyncSession, inbound: Inbound
+    ) -> tuple[Turn, State, SavedConversation | None]:
+        person, saved = await people.find_person_and_conversation(
             session, channel=inbound.channel, external_id=inbound.person_id
         )
         if person is None:
@@ -126,12 +127,12 @@ class Engine:
                 session, channel=inbound.channel, external_id=inbound.person_id
             )
         people.note_names(person, display_name=inbound.display_name, username=inbound.username)
-        state = State.of(row, person)
+        state = State.of(saved, person)
         language = person.language or self.catalog.language_for_hint(inbound.language_hint)
         turn = Turn(person=person, inbound=inbound, data=state.answers, session=session,
                     catalog=self.catalog, t=self.catalog.translator(language), now=self.clock(),
                     editing=state.editing)
-        return turn, state, row
+        return turn, state, saved
 
     async def _failed(self, inbound: Inbound, receipt: int | None) -> TurnResult:
         """Keeps the update for an operator and tells the person, in the language we can guess."""

@@ -15,9 +15,7 @@ log = logging.getLogger(__name__)
 
 
 class Lanes:
-    def __init__(self, *, max_running: int = 16) -> None:
-        # Few at a time: more turns under way only lengthen the event loop's round, and every
-        # await on the database or the network waits a round.
+    def __init__(self, *, max_running: int) -> None:
         self._tails: dict[str, asyncio.Task[None]] = {}
         self._running = asyncio.Semaphore(max_running)
         self._all: set[asyncio.Task[None]] = set()

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -39,13 +39,18 @@ async def store_updates(
     return {update_id: row_id for update_id, row_id in result.all()}
 
 
+_MARK_HANDLED = (
+    update(InboxUpdate)
+    .where(InboxUpdate.id == bindparam("row_id"))
+    .values(status=InboxStatus.HANDLED, replies=bindparam("replies"), handled_at=bindparam("now"))
+)
+
+
 async def mark_handled(
     session: AsyncSession, *, row_id: int, replies: list[dict[str, Any]], now: datetime
 ) -> None:
-    await session.exec(
-        update(InboxUpdate).where(InboxUpdate.id == row_id)
-        .values(status=InboxStatus.HANDLED, replies=replies, handled_at=now)
-    )
+    """Prepared once: this runs on every turn."""
+    await session.exec(_MARK_HANDLED, params={"row_id": row_id, "replies": replies, "now": now})
 
 
 async def mark_done(

@@ -4,24 +4,33 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, update
+from sqlalchemy import bindparam, delete, update
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from db.conversations import SavedConversation
 from db.models import Conversation, Person, Ticket, TicketMessage
+
+
+_PERSON_AND_CONVERSATION = (
+    select(Person, Conversation.flow, Conversation.step, Conversation.data, Conversation.history)
+    .outerjoin(Conversation, Conversation.person_id == Person.id)
+    .where(Person.channel == bindparam("channel"), Person.external_id == bindparam("external_id"))
+)
 
 
 async def find_person_and_conversation(
     session: AsyncSession, *, channel: str, external_id: str
-) -> tuple[Person | None, Conversation | None]:
-    """Both in one query: each round trip to the database lengthens every turn."""
+) -> tuple[Person | None, SavedConversation | None]:
+    """Both in one prepared query: this runs on every turn."""
     result = await session.exec(
-        select(Person, Conversation)
-        .outerjoin(Conversation, Conversation.person_id == Person.id)
-        .where(Person.channel == channel, Person.external_id == external_id)
+        _PERSON_AND_CONVERSATION, params={"channel": channel, "external_id": external_id}
     )
     found = result.first()
-    return (found[0], found[1]) if found else (None, None)
+    if found is None:
+        return None, None
+    person, flow, step, data, history = found
+    return person, (SavedConversation(flow, step, data, history) if flow is not None else None)
 
 
 async def add_person(session: AsyncSession, *, channel: str, external_id: str) -> Person:

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from db import sqlite_in_loop
+
 
 def create_engine(database_url: str) -> AsyncEngine:
-    """SQLite gets one connection: it has one writer anyway, and queueing in the pool is
-    cheaper than SQLite's busy-wait when several turns want to write at once."""
+    """SQLite gets one connection, called from the event loop (db/sqlite_in_loop.py): it has
+    one writer anyway, and a turn's statements then run without yielding in between."""
     if database_url.startswith("sqlite"):
+        path = make_url(database_url).database or ":memory:"
         engine = create_async_engine(
-            database_url, pool_size=1, max_overflow=0, connect_args={"timeout": 30}
+            database_url, pool_size=1, max_overflow=0,
+            async_creator=partial(sqlite_in_loop.connect, path),
         )
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
         return engine
