@@ -276,16 +276,17 @@ class CpuMeter:
         }
 
 
-def serve(conn, mode: str, workers: int, warmup: float, seconds: float, bot_pid: int) -> None:
+def serve(conn, mode: str, workers: int, warmup: float, seconds: float, bot_pid: int,
+          latency: float = 0.0) -> None:
     """The server process's entry point (spawned)."""
-    asyncio.run(_serve(conn, mode, workers, warmup, seconds, bot_pid))
+    asyncio.run(_serve(conn, mode, workers, warmup, seconds, bot_pid, latency))
 
 
 async def _serve(conn, mode: str, workers: int, warmup: float, seconds: float,
-                 bot_pid: int) -> None:
+                 bot_pid: int, latency: float) -> None:
     from bot.local_bot_api import LocalBotApi
 
-    server = LocalBotApi(host=HOST, port=0)
+    server = LocalBotApi(host=HOST, port=0, latency=latency)
     await server.start()
     try:
         crowd = Crowd(server, mode, workers)
@@ -519,7 +520,7 @@ async def measure(name: str, make_bot, args, profiler: cProfile.Profile | None) 
     process = context.Process(
         target=serve, name=f"bench-server-{name}", daemon=True,
         args=(theirs, "hotline" if name == "hotline" else "echo", args.workers, args.warmup,
-              args.seconds, os.getpid()),
+              args.seconds, os.getpid(), args.latency_ms / 1000),
     )
     busy_before = await machine_busy_now()
     if busy_before > BUSY_WARNING_PCT:
@@ -770,7 +771,7 @@ def source_version() -> dict:
 
 async def run(args) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    config = {"workers": args.workers, "seconds": args.seconds, "warmup": args.warmup,
+    config = {"workers": args.workers, "seconds": args.seconds, "warmup": args.warmup, "latency_ms": args.latency_ms,
               "profile": args.profile, "database": None, "python": sys.version.split()[0],
               "cpus": os.cpu_count(), **source_version()}
     echo = hotline = None
@@ -824,6 +825,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="run the hotline's measured window under cProfile and print the "
                              "top 25 functions")
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="delay the server adds to every API call, as the round trip to "
+                             "Telegram's servers would (default 0: loopback)")
     parser.add_argument("--only", choices=("echo", "hotline"), default=None,
                         help="measure one bot only (to check the harness); no ratio, no JSON")
     args = parser.parse_args(argv)

@@ -28,6 +28,8 @@ _UPDATE = (
     .where(Conversation.person_id == bindparam("the_person"))
     .values(flow=bindparam("flow"), step=bindparam("step"), data=bindparam("data"),
             history=bindparam("history"), updated_at=bindparam("updated_at"))
+    # No ORM object of this row is kept in the session: skip the ORM's bookkeeping.
+    .execution_options(synchronize_session=False)
 )
 
 

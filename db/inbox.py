@@ -43,6 +43,7 @@ _MARK_HANDLED = (
     update(InboxUpdate)
     .where(InboxUpdate.id == bindparam("row_id"))
     .values(status=InboxStatus.HANDLED, replies=bindparam("replies"), handled_at=bindparam("now"))
+    .execution_options(synchronize_session=False)  # no inbox objects live in the session
 )
 
 
@@ -58,6 +59,7 @@ async def mark_done(
 ) -> None:
     await session.exec(
         update(InboxUpdate).where(col(InboxUpdate.id).in_(row_ids)).values(status=status)
+        .execution_options(synchronize_session=False)
     )
 
 

@@ -113,8 +113,12 @@ class LocalBotApi:
     """
 
     def __init__(self, token: str = DEFAULT_TOKEN, *,
-                 host: str = "127.0.0.1", port: int = 0, bot_username: str = "hotline_bot") -> None:
+                 host: str = "127.0.0.1", port: int = 0, bot_username: str = "hotline_bot",
+                 latency: float = 0.0) -> None:
         self.token = token
+        # Seconds each call waits before it is answered: the round trip to Telegram's servers,
+        # which loopback does not have (benchmarks compare bots under a realistic network).
+        self.latency = latency
         self.host = host
         self.port = port
         self.bot_user: dict = {
@@ -376,6 +380,8 @@ class LocalBotApi:
         arrived = time.monotonic()
         name = request.match_info["method"]
         params = await self._read_params(request)
+        if self.latency:
+            await asyncio.sleep(self.latency)
         entry = self._methods.get(name.lower())
         if request.match_info["token"] != self.token:
             error = ApiError(401, "Unauthorized")
