@@ -92,9 +92,12 @@ class _Worker:
 class Crowd:
     """The simulated workers: they answer inside the server's sendMessage hook."""
 
-    def __init__(self, server, mode: str, workers: int) -> None:
+    def __init__(self, server, mode: str, workers: int, latency: float = 0.0) -> None:
         self.server = server
         self.mode = mode
+        # With a network round trip a bot that answers one update at a time keeps each of N
+        # workers waiting about N round trips: that is slowness, not a lost turn.
+        self.stall_seconds = max(STALL_SECONDS, 4 * workers * latency)
         self.workers = {
             WORKER_ID_BASE + n: _Worker(server.user(WORKER_ID_BASE + n, f"工友{n}",
                                                     language_code="zh-hans"))
@@ -173,7 +176,7 @@ class Crowd:
             return
         now = time.perf_counter()
         for worker in self.workers.values():
-            if worker.sent_at is not None and now - worker.sent_at > STALL_SECONDS:
+            if worker.sent_at is not None and now - worker.sent_at > self.stall_seconds:
                 self.stalls += 1
                 self._send(worker, "/menu" if self.mode == "hotline" else self._echo_text())
 
@@ -289,7 +292,7 @@ async def _serve(conn, mode: str, workers: int, warmup: float, seconds: float,
     server = LocalBotApi(host=HOST, port=0, latency=latency)
     await server.start()
     try:
-        crowd = Crowd(server, mode, workers)
+        crowd = Crowd(server, mode, workers, latency)
         conn.send(("ready", {"token": server.token, "base_url": server.base_url,
                              "base_file_url": server.base_file_url}))
         if (await _receive(conn, 120))[0] != "go":
