@@ -9,7 +9,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.conversations import SavedConversation
-from db.models import Conversation, Person, Ticket, TicketMessage
+from db.models import Conversation, InboxStatus, InboxUpdate, Person, Ticket, TicketMessage
 
 
 _PERSON_AND_CONVERSATION = (
@@ -60,6 +60,15 @@ async def forget_person(session: AsyncSession, *, person: Person, now: datetime)
                 share_identity=False, updated_at=now)
     )
     await session.exec(delete(Conversation).where(Conversation.person_id == person.id))
+    # The inbox keeps each update as it came, with what the person typed: those go too,
+    # except the update being handled right now (still "received" until this turn commits;
+    # the person's earlier ones are past that, since their updates are handled in order).
+    await session.exec(
+        delete(InboxUpdate).where(
+            InboxUpdate.person_key == f"{person.channel}:{person.external_id}",
+            InboxUpdate.status != InboxStatus.RECEIVED,
+        )
+    )
     person.external_id = f"forgotten:{person.id}"
     person.display_name = None
     person.username = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlmodel import select
 
 from bot.local_bot_api import LocalBotApi
-from db.models import Conversation, Person, Ticket, TicketMessage
+from db.models import Conversation, InboxUpdate, Person, Ticket, TicketMessage
 from tests.conversation import replies, say, texts
 
 FILE_A_COMPLAINT = ("/start", "English", "File a complaint", "I agree", "Unpaid wages",
@@ -54,6 +54,10 @@ async def test_forget_erases_personal_details_and_keeps_anonymous_figures(
     assert (ticket.employer, ticket.address, ticket.story, ticket.phone) == (None, None, None, None)
     assert (ticket.category, ticket.district, ticket.amount_owed) == ("unpaid_wages", "yushan", 8500)
     assert messages == [] and conversation is None
+    async with hotline.sessions() as session:
+        kept = (await session.exec(select(InboxUpdate))).all()
+    assert all("Sunrise" not in str(row.payload) for row in kept), "the typed updates are erased"
+    assert len(kept) == 1  # only the confirmation being handled
     assert "Choose a language" in texts(await say(worker, "hello"))
 
 
