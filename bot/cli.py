@@ -9,6 +9,7 @@ import sys
 
 from bot.settings import SettingsError, StorageSettings, load_settings
 from content.catalog import Catalog, ContentError
+from db.models import StaffRole
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,11 +21,22 @@ def main(argv: list[str] | None = None) -> int:
                       help="DATABASE_URL for the demo (default: sqlite file hotline-demo.db)")
     db = commands.add_parser("db", help="the database schema")
     db.add_argument("action", choices=["upgrade"], help="apply the migrations")
+    staff = commands.add_parser("staff", help="the staff registry (who may act on tickets)")
+    staff_actions = staff.add_subparsers(dest="action", required=True)
+    add = staff_actions.add_parser("add", help="register a staff member, or change one")
+    add.add_argument("telegram_user_id", type=_telegram_user_id, metavar="TELEGRAM_USER_ID")
+    add.add_argument("--role", required=True, choices=[r.value for r in StaffRole])
+    add.add_argument("--alias", required=True, type=_alias,
+                     help='the name workers see, e.g. "Counsellor Li"')
+    staff_actions.add_parser("list", help="list the registered staff")
+    remove = staff_actions.add_parser("remove", help="remove a staff member")
+    remove.add_argument("telegram_user_id", type=_telegram_user_id, metavar="TELEGRAM_USER_ID")
     content = commands.add_parser("content", help="the texts and lists in content/")
     content.add_argument("action", choices=["check"], help="check every language and template")
     args = parser.parse_args(argv)
     try:
-        return {"run": _run, "demo": _demo, "db": _db, "content": _content}[args.command](args)
+        handlers = {"run": _run, "demo": _demo, "db": _db, "staff": _staff, "content": _content}
+        return handlers[args.command](args)
     except (SettingsError, ContentError) as error:
         print(f"hotline: {error}", file=sys.stderr)
         return 2
@@ -73,6 +85,59 @@ def _db(_args: argparse.Namespace) -> int:
     asyncio.run(apply())
     print("The database is at the newest schema.")
     return 0
+
+
+def _telegram_user_id(text: str) -> str:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Telegram user id (a positive number)")
+    return text
+
+
+def _alias(text: str) -> str:
+    alias = " ".join(text.split())
+    if not 1 <= len(alias) <= 100:
+        raise argparse.ArgumentTypeError("the alias must be 1 to 100 characters")
+    return alias
+
+
+def _staff(args: argparse.Namespace) -> int:
+    from db import staff as registry
+    from db.migrate import is_current, upgrade
+    from db.session import create_engine, session_factory
+
+    settings = load_settings(StorageSettings)
+
+    async def act() -> int:
+        engine = create_engine(settings.database_url)
+        try:
+            if engine.dialect.name == "sqlite":
+                await upgrade(engine)
+            elif not await is_current(engine):
+                raise SettingsError("The database is not at the newest schema: run `hotline db upgrade` first.")
+            async with session_factory(engine)() as session, session.begin():
+                if args.action == "add":
+                    member, is_new = await registry.register_staff(
+                        session, channel="telegram", external_id=args.telegram_user_id,
+                        role=args.role, alias=args.alias)
+                    verb = "Added" if is_new else "Updated"
+                    print(f"{verb} {member.alias} ({member.role}), Telegram user {member.external_id}.")
+                elif args.action == "list":
+                    members = await registry.all_staff(session, channel="telegram")
+                    for member in members:
+                        print(f"{member.external_id:>12}  {member.role:<12} {member.alias}")
+                    print(f"{len(members)} staff member(s).")
+                elif not await registry.remove_staff(
+                        session, channel="telegram", external_id=args.telegram_user_id):
+                    print(f"hotline: no staff member has Telegram user id {args.telegram_user_id}.",
+                          file=sys.stderr)
+                    return 1
+                else:
+                    print(f"Removed Telegram user {args.telegram_user_id} from the staff.")
+            return 0
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(act())
 
 
 def _content(_args: argparse.Namespace) -> int:

@@ -126,6 +126,25 @@ class TicketCounter(SQLModel, table=True):
     last: int = 0
 
 
+class StaffRole(StrEnum):
+    COUNSELLOR = "counsellor"
+    COORDINATOR = "coordinator"
+    ADMIN = "admin"
+
+
+class Staff(SQLModel, table=True):
+    """Volunteer counsellors, coordinators and admins: only they may act on tickets."""
+
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    external_id: str = Field(max_length=64)
+    role: str = Field(max_length=16)
+    alias: str = Field(max_length=100)  # how workers see them: "Counsellor Li"
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class InboxUpdate(SQLModel, table=True):
     """Every update as it arrived, stored before the channel is told it was received."""
 
