@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,6 +19,7 @@ from markupsafe import escape
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.desk import StaffDesk
 from bot.flood import Flood, FloodGate
 from bot.matching import match_choice
 from bot.messages import Choice, Inbound, InboundKind, Reply, TurnResult
@@ -67,6 +68,8 @@ class Engine:
     def __init__(
         self, *, sessions: async_sessionmaker[AsyncSession], catalog: Catalog,
         flows: dict[str, Flow], flood: FloodGate, clock: Callable[[], datetime] = utcnow,
+        buttons: dict[str, Callable[[Turn], Awaitable[None]]] | None = None,
+        desk: StaffDesk | None = None,
     ) -> None:
         self.sessions = sessions
         self.catalog = catalog
@@ -74,10 +77,16 @@ class Engine:
         self.flood = flood
         self.clock = clock
         self.commands = {command: name for name, flow in flows.items() for command in flow.commands}
+        self.buttons = buttons or {}  # by tag prefix: buttons valid whatever the question
+        self.desk = desk  # updates from the staff group go there
         self._owed: set[tuple[str, str]] = set()  # people whose replies a flood held back
 
     async def handle(self, inbound: Inbound, *, receipt: int | None = None) -> TurnResult:
         """Runs one turn; `receipt` is the inbox row to mark handled in the same transaction."""
+        if inbound.origin == "staff":
+            if self.desk is None:
+                return TurnResult([])
+            return await self.desk.handle(inbound, receipt=receipt)
         key = (inbound.channel, inbound.person_id)
         flood = self.flood.check(f"{inbound.channel}:{inbound.person_id}", time.monotonic())
         try:
@@ -97,13 +106,14 @@ class Engine:
                 else:
                     self._owed.discard(key)
                 if receipt is not None:
-                    await inbox.mark_handled(session, row_id=receipt,
-                                             replies=[r.to_dict() for r in replies], now=turn.now)
+                    await inbox.mark_handled(
+                        session, row_id=receipt, replies=[r.to_dict() for r in replies],
+                        outgoing=[o.to_dict() for o in turn.outgoing], now=turn.now)
         except Exception:
             log.exception("turn failed for %s:%s", inbound.channel, inbound.person_id)
             return await self._failed(inbound, receipt)
         catch_up = self.flood.seconds if flood is not Flood.CALM else None
-        return TurnResult(replies, catch_up_after=catch_up)
+        return TurnResult(replies, catch_up_after=catch_up, outgoing=turn.outgoing)
 
     async def catch_up(self, channel: str, person_id: str) -> list[Reply]:
         """Asks again the question a flood kept from the person, unless a later turn did."""
@@ -154,6 +164,10 @@ class Engine:
             return
         if inbound.kind is InboundKind.COMMAND:
             await self._command(turn, state, inbound.command or "")
+            return
+        button_kind = (inbound.choice_tag or "").partition(".")[0]
+        if inbound.kind is InboundKind.CHOICE and button_kind in self.buttons:
+            await self.buttons[button_kind](turn)  # buttons that answer whatever is asked
             return
         if inbound.kind is InboundKind.CHOICE and inbound.choice_tag != state.tag:
             turn.say("common.old_button")
@@ -219,12 +233,17 @@ class Engine:
             turn.choice = inbound.choice
             return True
         if step.expects == "choice":
-            found = match_choice(inbound.text, step.options(turn) + extras) if inbound.text and inbound.kind is InboundKind.TEXT else None
-            if found is None:
-                turn.say("common.not_a_choice")
-                return False
-            turn.choice = found.key
-            return True
+            found = None
+            if inbound.text and inbound.kind is InboundKind.TEXT:
+                found = match_choice(inbound.text, step.options(turn) + extras)
+            if found is not None:
+                turn.choice = found.key
+                return True
+            if step.free:
+                turn.text = (inbound.text or "").strip() or None
+                return True
+            turn.say("common.not_a_choice")
+            return False
         if inbound.kind is InboundKind.TEXT:
             found = match_choice(inbound.text or "", extras, exact=True)
             if found is not None:
@@ -296,7 +315,7 @@ class Engine:
             state.history, state.editing = draft["history"], draft["editing"]
             turn.say("common.draft_resumed")
         else:
-            state.answers, state.history, state.editing = {}, [], False
+            state.answers, state.history, state.editing = dict(target.answers or {}), [], False
         turn.data, turn.editing = state.answers, state.editing
         if not draft:
             state.step = target.step or self.flows[target.flow].first_step(turn)

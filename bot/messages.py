@@ -42,6 +42,10 @@ class Inbound:
     display_name: str | None = None
     username: str | None = None
     language_hint: str | None = None
+    origin: str = "worker"  # or "staff": someone writing in the staff group
+    message_id: int | None = None  # the message in its chat, for copies and replies
+    thread_id: int | None = None  # the staff group's topic it was written in
+    reply_to: int | None = None  # the message it answers, in the same chat
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,49 @@ class Reply:
 
 
 @dataclass(slots=True)
+class Outgoing:
+    """What a turn sends beyond its replies to the person who wrote: into a ticket's topic in
+    the staff group, or to a worker on a counsellor's behalf. Everything is resolved when the
+    turn commits (texts rendered, ids mapped); the channel only carries it out.
+
+    - `post`: send `reply`; `copy`: copy message `copy_of` from the other side's chat.
+    - `to`: "topic" (the ticket's topic, opened with `topic_title` if it has none yet) or
+      "worker" (the ticket's worker, `worker`).
+    - `record`: the ticket message whose delivery status and new message id to store.
+    - `on_failure`: posted into the topic when a delivery to the worker fails.
+    - `topic_state`: "close" or "reopen" the ticket's topic (no message).
+    """
+
+    action: str
+    to: str
+    ticket_id: int
+    topic_title: str
+    worker: str | None = None
+    reply: Reply | None = None
+    copy_of: int | None = None
+    caption: str | None = None
+    reply_to: int | None = None
+    record: int | None = None
+    on_failure: Reply | None = None
+    topic_state: str | None = None
+
+    def to_dict(self) -> dict:
+        data = {name: getattr(self, name) for name in self.__slots__}
+        data["reply"] = self.reply.to_dict() if self.reply else None
+        data["on_failure"] = self.on_failure.to_dict() if self.on_failure else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Outgoing:
+        values = dict(data)
+        for name in ("reply", "on_failure"):
+            values[name] = Reply.from_dict(values[name]) if values[name] else None
+        return cls(**values)
+
+
+@dataclass(slots=True)
 class TurnResult:
     replies: list[Reply]
     catch_up_after: float | None = None  # replies were held back (flood): ask again after this
+    outgoing: list[Outgoing] = field(default_factory=list)
+    alert: str | None = None  # the answer to a pressed button, shown as a pop-up

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from bot.channels.telegram import TelegramChannel, build_application
+from bot.desk import StaffDesk
 from bot.engine import Engine
 from bot.flood import FloodGate
 from bot.settings import Settings, SettingsError
@@ -17,7 +18,7 @@ from content.catalog import Catalog
 from db import migrate
 from db.models import utcnow
 from db.session import create_engine, session_factory
-from handlers import all_flows
+from handlers import all_buttons, all_flows
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,14 @@ class Hotline:
         self.engine = Engine(
             sessions=self.sessions, catalog=self.catalog, flows=all_flows(), clock=clock,
             flood=FloodGate(max_messages=settings.flood_messages, seconds=settings.flood_seconds),
+            buttons=all_buttons(),
+            desk=StaffDesk(sessions=self.sessions, catalog=self.catalog, clock=clock),
         )
         self.application = build_application(settings)
         self.telegram = TelegramChannel(
             application=self.application, engine=self.engine, sessions=self.sessions,
-            poll_timeout=poll_timeout, retry_delay=retry_delay,
+            staff_chat_id=settings.staff_chat_id, poll_timeout=poll_timeout,
+            retry_delay=retry_delay,
         )
         self._poller: asyncio.Task[None] | None = None
 

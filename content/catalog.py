@@ -65,6 +65,9 @@ class Catalog:
         self.default_language: str = self.languages[0]
         self.ticket_prefix: str = str(settings["ticket_prefix"])
         self.limits: dict[str, int] = dict(settings["limits"])
+        self.staff_language: str = str(settings.get("staff_language", self.default_language))
+        self.reopen_days: int = int(settings.get("reopen_days", 14))
+        self.referrals: list[str] = list(_read_yaml(self.folder / "referrals.yaml")["referrals"])
         complaint = _read_yaml(self.folder / "complaint.yaml")
         self.categories = [
             Category(item["key"], bool(item.get("about_wages", False)))
@@ -135,6 +138,10 @@ class Catalog:
             for district in self.districts:
                 if f"districts.{district}" not in labels:
                     problems.append(f"{language}: no label districts.{district}")
+            for referral in self.referrals:
+                for part in ("name", "details"):
+                    if f"referrals.{referral}.{part}" not in labels:
+                        problems.append(f"{language}: no text referrals.{referral}.{part}")
         samples = _read_yaml(self.folder / "samples.yaml")
         for name in self.environment.list_templates(extensions=["j2"]):
             if name not in samples:

@@ -42,16 +42,19 @@ async def store_updates(
 _MARK_HANDLED = (
     update(InboxUpdate)
     .where(InboxUpdate.id == bindparam("row_id"))
-    .values(status=InboxStatus.HANDLED, replies=bindparam("replies"), handled_at=bindparam("now"))
+    .values(status=InboxStatus.HANDLED, replies=bindparam("replies"),
+            outgoing=bindparam("outgoing"), handled_at=bindparam("now"))
     .execution_options(synchronize_session=False)  # no inbox objects live in the session
 )
 
 
 async def mark_handled(
-    session: AsyncSession, *, row_id: int, replies: list[dict[str, Any]], now: datetime
+    session: AsyncSession, *, row_id: int, replies: list[dict[str, Any]],
+    outgoing: list[dict[str, Any]] | None = None, now: datetime,
 ) -> None:
-    """Prepared once: this runs on every turn."""
-    await session.exec(_MARK_HANDLED, params={"row_id": row_id, "replies": replies, "now": now})
+    """Stores what the turn will send, with the turn's effects. Prepared once: every turn."""
+    await session.exec(_MARK_HANDLED, params={"row_id": row_id, "replies": replies,
+                                              "outgoing": outgoing or None, "now": now})
 
 
 async def mark_done(

@@ -30,12 +30,20 @@ OPEN_STATUSES = (TicketStatus.NEW, TicketStatus.CLAIMED, TicketStatus.WAITING)
 
 class TicketKind(StrEnum):
     COMPLAINT = "complaint"
+    TALK = "talk"  # "talk to a person" from the main menu
 
 
 class Direction(StrEnum):
     FROM_WORKER = "from_worker"
     TO_WORKER = "to_worker"
     NOTE = "note"
+
+
+class Delivery(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    BLOCKED = "blocked"  # the worker blocked the bot
 
 
 class InboxStatus(StrEnum):
@@ -86,6 +94,13 @@ class Ticket(SQLModel, table=True):
     wage_months: str | None = Field(default=None, max_length=100)
     phone: str | None = Field(default=None, max_length=20)
     share_identity: bool = False
+    topic_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))  # staff group
+    assignee_id: int | None = Field(default=None, foreign_key="staff.id")
+    urgent: bool = False
+    referred_to: str | None = Field(default=None, max_length=32)
+    solved: bool | None = None
+    rating: int | None = None
+    reminded_at: datetime | None = None  # the last unclaimed-ticket reminder
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -101,6 +116,9 @@ class TicketMessage(SQLModel, table=True):
     media_kind: str | None = Field(default=None, max_length=16)
     media_file_id: str | None = Field(default=None, max_length=200)
     delivery_status: str | None = Field(default=None, max_length=16)
+    # The same message on both sides, so a reply to it stays a reply across the relay.
+    worker_message_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    staff_message_id: int | None = Field(default=None, sa_column=Column(BigInteger))
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -158,5 +176,6 @@ class InboxUpdate(SQLModel, table=True):
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     status: str = Field(default=InboxStatus.RECEIVED, max_length=16, index=True)
     replies: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    outgoing: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
     received_at: datetime = Field(default_factory=utcnow)
     handled_at: datetime | None = None

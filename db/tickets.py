@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import (
+    OPEN_STATUSES,
     Direction,
     Ticket,
     TicketCounter,
@@ -39,7 +40,7 @@ async def next_reference(session: AsyncSession, *, prefix: str, now: datetime) -
 async def open_ticket(
     session: AsyncSession, *, person_id: int, kind: str, language: str, prefix: str,
     now: datetime, fields: dict[str, Any], evidence: list[dict[str, Any]], author: str,
-) -> Ticket:
+) -> tuple[Ticket, list[TicketMessage]]:
     """Creates the ticket, its evidence messages and its first audit event in one go."""
     ticket = Ticket(
         reference=await next_reference(session, prefix=prefix, now=now),
@@ -48,16 +49,19 @@ async def open_ticket(
     )
     session.add(ticket)
     await session.flush()
-    for item in evidence:
-        session.add(TicketMessage(
+    messages = [
+        TicketMessage(
             ticket_id=ticket.id, direction=Direction.FROM_WORKER, author=author,
             text=item.get("caption"), media_kind=item["kind"], media_file_id=item["file_id"],
-            created_at=now,
-        ))
+            worker_message_id=item.get("message_id"), created_at=now,
+        )
+        for item in evidence
+    ]
+    session.add_all(messages)
     session.add(TicketEvent(ticket_id=ticket.id, actor=author, from_status=None,
                             to_status=TicketStatus.NEW, created_at=now))
     await session.flush()
-    return ticket
+    return ticket, messages
 
 
 async def tickets_of(session: AsyncSession, *, person_id: int) -> list[Ticket]:
@@ -98,3 +102,74 @@ async def change_status(
     ticket.status = to_status
     ticket.updated_at = now
     await session.flush()
+
+
+async def message_by_worker_id(
+    session: AsyncSession, *, ticket_id: int, worker_message_id: int | None
+) -> TicketMessage | None:
+    """The transcript entry of a message in the worker's chat (to keep replies replies)."""
+    if worker_message_id is None:
+        return None
+    result = await session.exec(select(TicketMessage).where(
+        TicketMessage.ticket_id == ticket_id, TicketMessage.worker_message_id == worker_message_id))
+    return result.first()
+
+
+async def message_by_staff_id(
+    session: AsyncSession, *, ticket_id: int, staff_message_id: int | None
+) -> TicketMessage | None:
+    """The transcript entry of a message in the ticket's topic."""
+    if staff_message_id is None:
+        return None
+    result = await session.exec(select(TicketMessage).where(
+        TicketMessage.ticket_id == ticket_id, TicketMessage.staff_message_id == staff_message_id))
+    return result.first()
+
+
+async def ticket_by_topic(session: AsyncSession, *, topic_id: int) -> Ticket | None:
+    result = await session.exec(select(Ticket).where(Ticket.topic_id == topic_id))
+    return result.first()
+
+
+async def ticket_by_id(session: AsyncSession, *, ticket_id: int) -> Ticket | None:
+    return await session.get(Ticket, ticket_id)
+
+
+async def tickets_to_write_to(
+    session: AsyncSession, *, person_id: int, ended_since: datetime
+) -> list[Ticket]:
+    """The tickets a worker's free message can belong to: the open ones, and those ended
+    recently enough to be reopened by it."""
+    result = await session.exec(
+        select(Ticket).where(
+            Ticket.person_id == person_id,
+            or_(col(Ticket.status).in_(OPEN_STATUSES), col(Ticket.updated_at) >= ended_since),
+            Ticket.status != TicketStatus.WITHDRAWN,
+        ).order_by(col(Ticket.id).desc())
+    )
+    return list(result.all())
+
+
+async def set_topic(session: AsyncSession, *, ticket_id: int, topic_id: int) -> int:
+    """Stores the topic unless another process was first; returns the topic to use."""
+    await session.exec(
+        update(Ticket).where(Ticket.id == ticket_id, col(Ticket.topic_id).is_(None))
+        .values(topic_id=topic_id).execution_options(synchronize_session=False)
+    )
+    result = await session.exec(select(Ticket.topic_id).where(Ticket.id == ticket_id))
+    return result.one()
+
+
+async def record_delivery(
+    session: AsyncSession, *, message_id: int, status: str, worker_message_id: int | None = None,
+    staff_message_id: int | None = None,
+) -> None:
+    values: dict = {"delivery_status": status}
+    if worker_message_id is not None:
+        values["worker_message_id"] = worker_message_id
+    if staff_message_id is not None:
+        values["staff_message_id"] = staff_message_id
+    await session.exec(
+        update(TicketMessage).where(TicketMessage.id == message_id).values(**values)
+        .execution_options(synchronize_session=False)
+    )

@@ -10,6 +10,15 @@ def all_flows() -> dict[str, Flow]:
     from handlers.complaint import complaint
     from handlers.menu import language, menu
     from handlers.privacy import privacy
+    from handlers.talk import relay, talk
     from handlers.tickets import tickets
 
-    return {flow.name: flow for flow in (menu, language, complaint, tickets, privacy)}
+    flows = (menu, language, complaint, talk, relay, tickets, privacy)
+    return {flow.name: flow for flow in flows}
+
+
+def all_buttons():
+    """Buttons that answer whatever the worker is being asked (feedback after resolution)."""
+    from handlers.feedback import BUTTONS
+
+    return dict(BUTTONS)

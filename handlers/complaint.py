@@ -14,6 +14,7 @@ from bot.messages import Choice
 from db.models import TicketKind
 from db.tickets import open_ticket
 from handlers.flow import FINISHED, NEXT, STAY, Flow, Outcome, Turn
+from handlers.mediation import post_card
 
 complaint = Flow("complaint", commands=["complaint"], keeps_draft=True)
 
@@ -173,11 +174,12 @@ async def review(turn: Turn) -> Outcome:
     """Opens the ticket on confirmation, or lets the worker pick an answer to change."""
     if turn.choice == "change":
         return "change"
-    ticket = await open_ticket(
+    ticket, evidence = await open_ticket(
         turn.session, person_id=turn.person.id, kind=TicketKind.COMPLAINT,
         language=turn.t.language, prefix=turn.catalog.ticket_prefix, now=turn.now,
         fields=ticket_fields(turn), evidence=turn.data.get("evidence", []), author="worker",
     )
+    post_card(turn.outgoing, turn.catalog, ticket, turn.person, evidence)
     turn.say("complaint.submitted", reference=ticket.reference)
     return FINISHED
 
@@ -206,7 +208,7 @@ def _keep_evidence(turn: Turn, *, then: str) -> Outcome:
         turn.say("complaint.evidence.too_many", limit=limit(turn, "evidence_items"))
     else:
         items.append({"kind": media.kind, "file_id": media.file_id, "size": media.file_size,
-                      "caption": turn.inbound.text})
+                      "caption": turn.inbound.text, "message_id": turn.inbound.message_id})
         turn.say(then, count=len(items))
     return STAY
 

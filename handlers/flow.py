@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.messages import Choice, Inbound, Reply
+from bot.messages import Choice, Inbound, Outgoing, Reply
 from content.catalog import Catalog, Translator
 from db.models import Person
 
@@ -29,6 +29,7 @@ class Goto:
     flow: str
     step: str | None = None  # None: the flow's first step that applies
     done: bool = False  # the flow is finished or cancelled: keep no draft of it
+    answers: dict[str, Any] | None = None  # what the new flow starts with
 
 
 class _Signal:
@@ -63,6 +64,7 @@ class Turn:
     text: str | None = None  # the answer's text, on a text step
     editing: bool = False  # the person came from the review to change one answer
     replies: list[Reply] = field(default_factory=list)
+    outgoing: list[Outgoing] = field(default_factory=list)  # to topics and other people
 
     def say(self, key: str, /, **variables: Any) -> None:
         self.replies.append(Reply(str(self.t(key, **variables))))
@@ -99,6 +101,7 @@ class Step:
     when: Condition | None = None  # the step applies only when this holds
     answered: Callable[[dict[str, Any]], bool] | None = None
     ask: Asker | None = None  # a question that is more than a text and a list
+    free: bool = False  # on a choice step: anything else is handed to the step (choice None)
     back: bool = True  # offer "back" and "cancel"
 
 

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 from bot.messages import Choice
 from handlers.flow import Flow, Goto, Outcome, Turn
+from handlers.talk import write_to_counsellor
 
 menu = Flow("menu")
 language = Flow("language", commands=["language"])
 
-MENU_ITEMS = ("complaint", "my_tickets", "language", "help")
-DESTINATIONS = {"complaint": "complaint", "my_tickets": "tickets", "language": "language"}
+MENU_ITEMS = ("complaint", "talk", "my_tickets", "language", "help")
+DESTINATIONS = {"complaint": "complaint", "talk": "talk", "my_tickets": "tickets",
+                "language": "language"}
 
 
 def menu_options(turn: Turn) -> list[Choice]:
     return [turn.option(item, f"menu.{item}") for item in MENU_ITEMS]
 
 
-@menu.step("main", expects="choice", options=menu_options)
+@menu.step("main", expects="choice", options=menu_options, free=True)
 async def main(turn: Turn) -> Outcome:
-    """Opens the chosen service; help is answered here and the menu shown again."""
+    """Opens the chosen service; help is answered here and the menu shown again; anything
+    else is a message for the worker's counsellor."""
+    if turn.choice is None:
+        return await write_to_counsellor(turn)
     if turn.choice == "help":
         turn.say("help.text")
         return "main"

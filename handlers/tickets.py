@@ -4,9 +4,11 @@ withdraws it. Every lookup goes through the worker's own id."""
 from __future__ import annotations
 
 from bot.messages import Choice
-from db.models import OPEN_STATUSES, Direction, Ticket, TicketStatus
-from db.tickets import add_ticket_message, change_status, ticket_of, tickets_of
+from db.models import OPEN_STATUSES, Ticket, TicketStatus
+from db.tickets import ticket_of, tickets_of
 from handlers.flow import FINISHED, MENU, STAY, Flow, Outcome, Turn
+from handlers.mediation import notice_in_topic, set_status
+from handlers.talk import message_of, pass_on
 
 tickets = Flow("tickets", commands=["mytickets", "tickets"])
 
@@ -78,15 +80,11 @@ async def add(turn: Turn) -> Outcome:
     if ticket is None or ticket.status not in OPEN_STATUSES:
         turn.say("tickets.not_open")
         return MENU
-    media = turn.inbound.media
-    if media is None and turn.text is None:
+    message = message_of(turn)
+    if message is None:
         turn.say("tickets.add.unsupported")
         return STAY
-    await add_ticket_message(
-        turn.session, ticket=ticket, direction=Direction.FROM_WORKER, author="worker",
-        now=turn.now, text=turn.text if media is None else turn.inbound.text,
-        media_kind=media.kind if media else None, media_file_id=media.file_id if media else None,
-    )
+    await pass_on(turn, ticket, message)
     turn.say("tickets.add.received", reference=ticket.reference)
     return STAY
 
@@ -101,7 +99,8 @@ async def withdraw(turn: Turn) -> Outcome:
     if ticket.status not in OPEN_STATUSES:
         turn.say("tickets.not_open")
         return MENU
-    await change_status(turn.session, ticket=ticket, to_status=TicketStatus.WITHDRAWN,
-                        actor="worker", now=turn.now)
+    await set_status(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
+                     to_status=TicketStatus.WITHDRAWN, actor="worker", now=turn.now)
+    notice_in_topic(turn.outgoing, turn.catalog, ticket, "mediation.withdrawn")
     turn.say("tickets.withdrawn", reference=ticket.reference)
     return FINISHED

@@ -24,6 +24,7 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
+    ReplyParameters,
     Update,
 )
 from telegram.constants import MessageLimit, ParseMode
@@ -33,9 +34,9 @@ from telegram.ext import AIORateLimiter, Application, ContextTypes
 from bot.done_marks import DoneMarks
 from bot.engine import Engine
 from bot.lanes import Lanes
-from bot.messages import Choice, Inbound, InboundKind, Media, Reply
+from bot.messages import Choice, Inbound, InboundKind, Media, Outgoing, Reply
 from bot.settings import Settings
-from db import inbox
+from db import inbox, tickets
 from db.models import InboxStatus, InboxUpdate, utcnow
 
 log = logging.getLogger(__name__)
@@ -69,15 +70,17 @@ def build_application(settings: Settings) -> Application:
 class TelegramChannel:
     def __init__(
         self, *, application: Application, engine: Engine,
-        sessions: async_sessionmaker[AsyncSession], poll_timeout: int = 30,
-        retry_delay: float = 0.5,
+        sessions: async_sessionmaker[AsyncSession], staff_chat_id: int | None = None,
+        poll_timeout: int = 30, retry_delay: float = 0.5,
     ) -> None:
         self.application = application
+        self.staff_chat_id = staff_chat_id
         self.engine = engine
         self.sessions = sessions
         self.poll_timeout = poll_timeout
         self.retry_delay = retry_delay
         self.lanes = Lanes(max_running=CONCURRENT_TURNS)
+        self.staff_group = StaffGroup(self)
         self.done = DoneMarks(sessions)
 
     @property
@@ -114,7 +117,7 @@ class TelegramChannel:
 
     async def accept(self, updates: Sequence[Update]) -> None:
         """Stores the updates, then queues the new ones in their people's lanes."""
-        rows = [(u.update_id, _person_key(u), u.to_dict()) for u in updates]
+        rows = [(u.update_id, self._lane(u), u.to_dict()) for u in updates]
         async with self.sessions() as session, session.begin():
             stored = await inbox.store_updates(session, channel=CHANNEL, updates=rows, now=utcnow())
         for update in updates:
@@ -133,32 +136,56 @@ class TelegramChannel:
             if row.status == InboxStatus.RECEIVED:
                 self._queue(row.id, update)
             else:
-                self.lanes.submit(_person_key(update), lambda row=row: self._answer_stored(row))
+                self.lanes.submit(self._lane(update),
+                                  lambda row=row, update=update: self._answer_stored(row, update))
 
     async def stop(self) -> None:
         await self.lanes.drain()
         await self.done.flush()
 
+    def _lane(self, update: Update) -> str:
+        """Workers by chat; the staff group by topic, so one ticket's messages keep order."""
+        chat = update.effective_chat
+        if chat is not None and chat.id == self.staff_chat_id:
+            message = update.effective_message
+            return f"{CHANNEL}:staff:{message.message_thread_id if message else 0}"
+        return f"{CHANNEL}:{chat.id if chat else 0}"
+
     def _queue(self, row_id: int, update: Update) -> None:
-        self.lanes.submit(_person_key(update), lambda: self._process(row_id, update))
+        self.lanes.submit(self._lane(update), lambda: self._process(row_id, update))
 
     async def _process(self, row_id: int, update: Update) -> None:
-        if update.callback_query is not None:
-            await _acknowledge(update.callback_query)
-        inbound = to_inbound(update)
-        if inbound is None:  # not for us: a group, a channel post, a service message
+        inbound = to_inbound(update, staff_chat_id=self.staff_chat_id)
+        if inbound is None:  # not for us: another group, a channel post, a service message
+            if update.callback_query is not None:
+                await _acknowledge(update.callback_query)
             self.done.add(row_id)
             return
         result = await self.engine.handle(inbound, receipt=row_id)
-        await self.deliver(int(inbound.person_id), result.replies)
+        if update.callback_query is not None:
+            await _acknowledge(update.callback_query, result.alert)
+        await self._carry_out(inbound, result.replies, result.outgoing)
         self.done.add(row_id)
         if result.catch_up_after is not None:
             self._schedule_catch_up(inbound.person_id, result.catch_up_after)
 
-    async def _answer_stored(self, row: InboxUpdate) -> None:
-        chat_id = int(row.person_key.split(":", 1)[1])
-        await self.deliver(chat_id, [Reply.from_dict(r) for r in row.replies or []])
+    async def _answer_stored(self, row: InboxUpdate, update: Update) -> None:
+        inbound = to_inbound(update, staff_chat_id=self.staff_chat_id)
+        if inbound is not None:
+            await self._carry_out(inbound, [Reply.from_dict(r) for r in row.replies or []],
+                                  [Outgoing.from_dict(o) for o in row.outgoing or []])
         self.done.add(row.id)
+
+    async def _carry_out(self, inbound: Inbound, replies: Sequence[Reply],
+                         outgoing: Sequence[Outgoing]) -> None:
+        """Sends the replies where the person wrote, then what goes to topics and workers."""
+        if inbound.origin == "staff":
+            for reply in replies:
+                await self.send(self.staff_chat_id, reply, thread_id=inbound.thread_id)
+        else:
+            await self.deliver(int(inbound.person_id), replies)
+        for item in outgoing:
+            await self.staff_group.carry_out(item)
 
     def _schedule_catch_up(self, person_id: str, delay: float) -> None:
         """python-telegram-bot's job queue asks the held-back question once the flood is over."""
@@ -179,81 +206,211 @@ class TelegramChannel:
 
     async def deliver(self, chat_id: int, replies: Sequence[Reply]) -> list[str]:
         """Sends the replies in order; returns each one's delivery status."""
-        return [await self.send(chat_id, reply) for reply in replies]
+        return [(await self.send(chat_id, reply))[0] for reply in replies]
 
-    async def send(self, chat_id: int, reply: Reply) -> str:
-        """Sends one reply: "sent", "blocked" (the person blocked the bot) or "failed"."""
+    async def send(self, chat_id: int, reply: Reply, *, thread_id: int | None = None,
+                   reply_to: int | None = None) -> tuple[str, int | None]:
+        """Sends one reply: ("sent", its message id), ("blocked", None) when the person
+        blocked the bot, or ("failed", None)."""
         chunks = _split(reply.text)
+        message_id = None
         for index, chunk in enumerate(chunks):
             markup = keyboard(reply) if index == len(chunks) - 1 else None
-            status = await self._send_text(chat_id, chunk, markup)
+            status, message_id = await self._send_text(
+                chat_id, chunk, markup, thread_id=thread_id, reply_to=reply_to if index == 0 else None)
             if status != "sent":
-                return status
-        return "sent"
+                return status, None
+        return "sent", message_id
 
-    async def _send_text(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None) -> str:
-        parse_mode: str | None = ParseMode.HTML
+    async def copy(self, chat_id: int, from_chat_id: int, message_id: int, *,
+                   thread_id: int | None = None, reply_to: int | None = None,
+                   caption: str | None = None) -> tuple[str, int | None]:
+        """Copies a message (any kind: text, photo, voice…) from one chat into another."""
+        extra = {"caption": caption, "parse_mode": ParseMode.HTML} if caption is not None else {}
+        return await self._attempt(
+            chat_id, lambda: self.bot.copy_message(
+                chat_id, from_chat_id, message_id, message_thread_id=thread_id,
+                reply_parameters=_reply_parameters(reply_to), **extra))
+
+    async def _send_text(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None, *,
+                         thread_id: int | None, reply_to: int | None) -> tuple[str, int | None]:
+        try:
+            return await self._attempt(chat_id, lambda: self.bot.send_message(
+                chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup,
+                message_thread_id=thread_id, reply_parameters=_reply_parameters(reply_to)),
+                quiet_parse_errors=True)
+        except _HtmlRejected as error:
+            # A bug of ours let unbalanced markup through: better plain text than nothing.
+            log.error("HTML rejected for chat %s (%s); sending it as plain text", chat_id, error)
+            return await self._attempt(chat_id, lambda: self.bot.send_message(
+                chat_id, _strip_tags(text), reply_markup=markup, message_thread_id=thread_id,
+                reply_parameters=_reply_parameters(reply_to)))
+
+    async def _attempt(self, chat_id: int, call, *, quiet_parse_errors: bool = False
+                       ) -> tuple[str, int | None]:
+        """Runs one API call with the retries the rate limiter does not do (5xx, timeouts)."""
         for attempt in range(SEND_ATTEMPTS):
             try:
-                await self.bot.send_message(chat_id, text, parse_mode=parse_mode, reply_markup=markup)
-                return "sent"
+                result = await call()
+                return "sent", getattr(result, "message_id", None)
             except Forbidden:
                 log.info("chat %s blocked the bot", chat_id)
-                return "blocked"
+                return "blocked", None
             except BadRequest as error:
-                if parse_mode and "parse entities" in str(error):
-                    # A bug of ours let unbalanced markup through: better plain text than nothing.
-                    log.error("HTML rejected for chat %s (%s); sending it as plain text", chat_id, error)
-                    text, parse_mode = _strip_tags(text), None
-                    continue
+                if quiet_parse_errors and "parse entities" in str(error):
+                    raise _HtmlRejected(str(error)) from error
                 log.error("could not send to chat %s: %s", chat_id, error)
-                return "failed"
+                return "failed", None
             except RetryAfter as error:  # the rate limiter already retried a few times
                 await asyncio.sleep(_seconds(error.retry_after))
             except NetworkError as error:  # 5xx and timeouts: python-telegram-bot does not retry
-                log.warning("send to chat %s failed (%s), attempt %d", chat_id, error, attempt + 1)
+                log.warning("call for chat %s failed (%s), attempt %d", chat_id, error, attempt + 1)
                 await asyncio.sleep(self.retry_delay * 2**attempt)
-        return "failed"
+        return "failed", None
+
+
+class StaffGroup:
+    """Carries out what turns send to ticket topics in the staff group and, on counsellors'
+    behalf, to workers; records each relayed message's delivery and its id on the other side."""
+
+    def __init__(self, channel: TelegramChannel) -> None:
+        self.channel = channel
+
+    async def carry_out(self, item: Outgoing) -> None:
+        chat = self.channel.staff_chat_id
+        if chat is None:
+            if item.to == "topic":
+                log.warning("HOTLINE_STAFF_CHAT_ID is not set: ticket %s has no topic", item.ticket_id)
+                return
+        if item.to == "topic":
+            topic = await self._topic(item)
+            if topic is None:
+                return
+            if item.action == "topic":
+                await self._set_topic_state(topic, item.topic_state)
+                return
+            if item.action == "copy":
+                status, sent_id = await self.channel.copy(
+                    chat, int(item.worker), item.copy_of, thread_id=topic, reply_to=item.reply_to)
+            else:
+                status, sent_id = await self.channel.send(
+                    chat, item.reply, thread_id=topic, reply_to=item.reply_to)
+            await self._record(item, status, staff_message_id=sent_id)
+            return
+        if item.action == "copy":
+            status, sent_id = await self.channel.copy(
+                int(item.worker), chat, item.copy_of, caption=item.caption, reply_to=item.reply_to)
+        else:
+            status, sent_id = await self.channel.send(int(item.worker), item.reply, reply_to=item.reply_to)
+        await self._record(item, status, worker_message_id=sent_id)
+        if status != "sent" and item.on_failure is not None and chat is not None:
+            topic = await self._topic(item)
+            if topic is not None:
+                await self.channel.send(chat, item.on_failure, thread_id=topic)
+
+    async def _topic(self, item: Outgoing) -> int | None:
+        """The ticket's topic, opened the first time the ticket needs one."""
+        async with self.channel.sessions() as session:
+            ticket = await tickets.ticket_by_id(session, ticket_id=item.ticket_id)
+        if ticket is None:
+            return None
+        if ticket.topic_id is not None:
+            return ticket.topic_id
+        try:
+            topic = await self.channel.bot.create_forum_topic(
+                self.channel.staff_chat_id, name=item.topic_title)
+        except TelegramError as error:
+            log.error("could not open a topic for ticket %s: %s", item.ticket_id, error)
+            return None
+        async with self.channel.sessions() as session, session.begin():
+            return await tickets.set_topic(session, ticket_id=item.ticket_id,
+                                           topic_id=topic.message_thread_id)
+
+    async def _set_topic_state(self, topic: int, state: str | None) -> None:
+        call = (self.channel.bot.close_forum_topic if state == "close"
+                else self.channel.bot.reopen_forum_topic)
+        try:
+            await call(self.channel.staff_chat_id, topic)
+        except BadRequest as error:  # already in that state
+            log.info("topic %s: %s", topic, error)
+
+    async def _record(self, item: Outgoing, status: str, **message_ids: int | None) -> None:
+        if item.record is None:
+            return
+        async with self.channel.sessions() as session, session.begin():
+            await tickets.record_delivery(session, message_id=item.record, status=status,
+                                          **message_ids)
 
 
 # -- Telegram → Inbound ------------------------------------------------------------------------
 
 
-def to_inbound(update: Update) -> Inbound | None:
-    """What the person did, without Telegram's types; None for what the bot does not answer."""
+def to_inbound(update: Update, *, staff_chat_id: int | None = None) -> Inbound | None:
+    """What the person did, without Telegram's types; None for what the bot does not answer.
+
+    Private chats are workers. The staff group is staff (whoever they are: the desk checks
+    the registry). Every other chat is ignored."""
     if update.callback_query is not None:
         query = update.callback_query
-        if query.message is None or query.message.chat.type != "private":
+        message = query.message
+        if message is None:
+            return None
+        origin = _origin(message.chat, staff_chat_id)
+        if origin is None:
             return None
         tag, _, key = (query.data or "").rpartition(CHOICE_SEPARATOR)
-        return _inbound(query.message.chat.id, query.from_user, InboundKind.CHOICE,
-                        choice=key or None, choice_tag=tag or None)
-    if update.edited_message is not None:
-        message = update.edited_message
-        if message.chat.type != "private":
-            return None
-        return _inbound(message.chat.id, message.from_user, InboundKind.EDIT, text=message.text)
-    message = update.message
-    if message is None or message.chat.type != "private" or message.from_user is None:
+        return _inbound(message.chat.id, query.from_user, InboundKind.CHOICE, origin,
+                        choice=key or None, choice_tag=tag or None,
+                        thread_id=message.message_thread_id if origin == "staff" else None)
+    message = update.edited_message or update.message
+    if message is None or message.from_user is None or message.from_user.is_bot:
         return None
-    return _message_inbound(message)
+    origin = _origin(message.chat, staff_chat_id)
+    if origin is None:
+        return None
+    if update.edited_message is not None:
+        return _inbound(message.chat.id, message.from_user, InboundKind.EDIT, origin,
+                        text=message.text, **_where(message, origin))
+    return _message_inbound(message, origin)
 
 
-def _message_inbound(message: Message) -> Inbound:
+def _origin(chat, staff_chat_id: int | None) -> str | None:
+    if chat.type == "private":
+        return "worker"
+    if staff_chat_id is not None and chat.id == staff_chat_id:
+        return "staff"
+    return None
+
+
+def _where(message: Message, origin: str) -> dict:
+    """The message's place: its id, its topic in the staff group, the message it answers.
+    In a forum every topic message "replies" to the topic's first message: not a reply."""
+    replied = message.reply_to_message
+    if replied is not None and replied.forum_topic_created is not None:
+        replied = None
+    return {"message_id": message.message_id,
+            "thread_id": message.message_thread_id if origin == "staff" and message.is_topic_message else None,
+            "reply_to": replied.message_id if replied else None}
+
+
+def _message_inbound(message: Message, origin: str) -> Inbound:
     chat_id, user = message.chat.id, message.from_user
+    where = _where(message, origin)
     text = message.text
     if text is not None:
         command = _command(message)
         if command is not None:
-            name, _, args = text[1:].partition(" ")
-            return _inbound(chat_id, user, InboundKind.COMMAND, command=command, text=args or None)
-        return _inbound(chat_id, user, InboundKind.TEXT, text=text)
+            _, _, args = text[1:].partition(" ")
+            return _inbound(chat_id, user, InboundKind.COMMAND, origin, command=command,
+                            text=args or None, **where)
+        return _inbound(chat_id, user, InboundKind.TEXT, origin, text=text, **where)
     media = _media(message)
     if media is not None:
-        return _inbound(chat_id, user, InboundKind.MEDIA, media=media, text=message.caption)
+        return _inbound(chat_id, user, InboundKind.MEDIA, origin, media=media,
+                        text=message.caption, **where)
     if message.location is not None:
-        return _inbound(chat_id, user, InboundKind.LOCATION)
-    return _inbound(chat_id, user, InboundKind.OTHER)
+        return _inbound(chat_id, user, InboundKind.LOCATION, origin, **where)
+    return _inbound(chat_id, user, InboundKind.OTHER, origin, **where)
 
 
 def _command(message: Message) -> str | None:
@@ -276,9 +433,11 @@ def _media(message: Message) -> Media | None:
     return None
 
 
-def _inbound(chat_id: int, user, kind: InboundKind, **fields) -> Inbound:
+def _inbound(chat_id: int, user, kind: InboundKind, origin: str, **fields) -> Inbound:
+    """Workers are known by their chat; staff by their own user id."""
+    person = chat_id if origin == "worker" else (user.id if user else 0)
     return Inbound(
-        channel=CHANNEL, person_id=str(chat_id), kind=kind,
+        channel=CHANNEL, person_id=str(person), kind=kind, origin=origin,
         display_name=user.full_name if user else None,
         username=user.username if user else None,
         language_hint=user.language_code if user else None,
@@ -286,15 +445,22 @@ def _inbound(chat_id: int, user, kind: InboundKind, **fields) -> Inbound:
     )
 
 
-def _person_key(update: Update) -> str:
-    chat = update.effective_chat
-    return f"{CHANNEL}:{chat.id if chat else 0}"
+
+class _HtmlRejected(Exception):
+    """Telegram could not parse the HTML of a message."""
 
 
-async def _acknowledge(query: CallbackQuery) -> None:
-    """Stops the button's spinner; a failure here must not stop the turn."""
+def _reply_parameters(message_id: int | None) -> ReplyParameters | None:
+    if message_id is None:
+        return None
+    return ReplyParameters(message_id, allow_sending_without_reply=True)
+
+
+async def _acknowledge(query: CallbackQuery, alert: str | None = None) -> None:
+    """Stops the button's spinner (with a pop-up when there is something to say); a failure
+    here must not stop the turn."""
     try:
-        await query.answer()
+        await query.answer(alert, show_alert=alert is not None)
     except TelegramError as error:
         log.info("could not answer callback query: %s", error)
 

@@ -1,0 +1,196 @@
+"""From the staff group: counsellors answer in a ticket's topic, keep notes, and act on the
+ticket card's buttons. Only registered staff may act; anyone else is refused and logged."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.messages import Choice, Inbound, InboundKind, Outgoing, Reply
+from content.catalog import Catalog, Translator
+from db import staff as registry
+from db.models import OPEN_STATUSES, Direction, Person, Staff, StaffRole, Ticket, TicketStatus
+from db.tickets import add_ticket_message
+from handlers.mediation import (
+    notice_in_topic,
+    relay_from_staff,
+    set_status,
+    tell_worker,
+)
+
+log = logging.getLogger(__name__)
+NOTE_PREFIX = "!"
+
+
+@dataclass
+class StaffTurn:
+    """One update from the staff group: who wrote, about which ticket, and what to answer."""
+
+    inbound: Inbound
+    staff: Staff | None
+    ticket: Ticket | None
+    worker: Person | None
+    session: AsyncSession
+    catalog: Catalog
+    t: Translator
+    now: datetime
+    replies: list[Reply] = field(default_factory=list)  # into the topic where they wrote
+    outgoing: list[Outgoing] = field(default_factory=list)
+    alert: str | None = None  # shown to whoever pressed a button
+
+    def say(self, key: str, /, **variables: Any) -> None:
+        self.replies.append(Reply(str(self.t(key, **variables))))
+
+
+async def from_staff(turn: StaffTurn) -> None:
+    inbound = turn.inbound
+    if turn.staff is None:
+        log.warning("refused %s from %s (not registered staff) in the staff group",
+                    inbound.kind, inbound.person_id)
+        if inbound.kind is InboundKind.CHOICE:
+            turn.alert = str(turn.t("staff.not_registered"))
+        elif turn.ticket is not None or inbound.kind is InboundKind.COMMAND:
+            turn.say("staff.not_registered")
+        return
+    if inbound.kind is InboundKind.CHOICE:
+        await _button(turn)
+    elif inbound.kind is InboundKind.COMMAND and inbound.command == "staff":
+        await staff_command(turn)
+    elif turn.ticket is None or inbound.kind is InboundKind.EDIT:
+        return  # the group's general chat, or an edit: not for a worker
+    elif inbound.kind is InboundKind.COMMAND and inbound.command == "note":
+        await note(turn, inbound.text or "")
+    elif inbound.text and inbound.text.startswith(NOTE_PREFIX) and inbound.media is None:
+        await note(turn, inbound.text[len(NOTE_PREFIX):].strip())
+    elif inbound.kind in (InboundKind.TEXT, InboundKind.MEDIA):
+        await answer_worker(turn)
+
+
+async def note(turn: StaffTurn, text: str) -> None:
+    """Keeps an internal note in the transcript; it never reaches the worker."""
+    await add_ticket_message(turn.session, ticket=turn.ticket, direction=Direction.NOTE,
+                             author=turn.staff.alias, now=turn.now, text=text)
+    turn.say("staff.note_kept")
+
+
+async def answer_worker(turn: StaffTurn) -> None:
+    """Sends the counsellor's message to the worker; the ticket now waits for the worker."""
+    ticket = turn.ticket
+    if ticket.status not in OPEN_STATUSES:
+        turn.say("staff.ticket_ended", status=turn.t(f"statuses.{ticket.status}"))
+        return
+    await relay_from_staff(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
+                           person=turn.worker, staff=turn.staff, inbound=turn.inbound, now=turn.now)
+    if ticket.status == TicketStatus.CLAIMED:
+        await set_status(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
+                         to_status=TicketStatus.WAITING, actor=turn.staff.alias, now=turn.now)
+
+
+async def _button(turn: StaffTurn) -> None:
+    kind, _, _ = (turn.inbound.choice_tag or "").partition(".")
+    if turn.ticket is None:
+        turn.alert = str(turn.t("staff.no_ticket"))
+        return
+    if turn.ticket.status not in OPEN_STATUSES:
+        turn.alert = str(turn.t("staff.ticket_ended", status=turn.t(f"statuses.{turn.ticket.status}")))
+        return
+    if kind == "refer":
+        await refer_to(turn, turn.inbound.choice or "")
+        return
+    actions = {"claim": claim, "refer": refer, "resolve": resolve, "close": close}
+    action = actions.get(turn.inbound.choice or "")
+    if action is not None:
+        await action(turn)
+
+
+async def claim(turn: StaffTurn) -> None:
+    """Assigns the ticket to whoever pressed Claim; a second counsellor is told who has it."""
+    ticket, staff = turn.ticket, turn.staff
+    if ticket.assignee_id is not None and ticket.assignee_id != staff.id:
+        holder = await turn.session.get(Staff, ticket.assignee_id)
+        turn.alert = str(turn.t("staff.already_claimed", alias=holder.alias if holder else "?"))
+        return
+    if ticket.assignee_id == staff.id:
+        turn.alert = str(turn.t("staff.already_yours"))
+        return
+    ticket.assignee_id = staff.id
+    await set_status(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
+                     to_status=TicketStatus.CLAIMED, actor=staff.alias, now=turn.now)
+    notice_in_topic(turn.outgoing, turn.catalog, ticket, "staff.claimed", alias=staff.alias)
+    tell_worker(turn.outgoing, turn.catalog, ticket, turn.worker, "mediation.worker_claimed",
+                alias=staff.alias)
+
+
+async def refer(turn: StaffTurn) -> None:
+    """Offers the referral destinations listed in content/referrals.yaml."""
+    choices = [Choice(key, str(turn.t(f"referrals.{key}.name")), numbered=False)
+               for key in turn.catalog.referrals]
+    turn.replies.append(Reply(str(turn.t("staff.refer_to")), choices,
+                              choice_tag=f"refer.{turn.ticket.id}"))
+
+
+async def refer_to(turn: StaffTurn, destination: str) -> None:
+    """Refers the ticket; the worker receives the destination's details in their language."""
+    if destination not in turn.catalog.referrals:
+        turn.alert = str(turn.t("staff.no_ticket"))
+        return
+    ticket = turn.ticket
+    ticket.referred_to = destination
+    await set_status(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
+                     to_status=TicketStatus.REFERRED, actor=turn.staff.alias, now=turn.now)
+    worker_t = turn.catalog.translator(ticket.language)
+    tell_worker(turn.outgoing, turn.catalog, ticket, turn.worker, "mediation.worker_referred",
+                name=worker_t(f"referrals.{destination}.name"),
+                details=worker_t(f"referrals.{destination}.details"))
+    notice_in_topic(turn.outgoing, turn.catalog, ticket, "staff.referred", alias=turn.staff.alias,
+                    name=turn.t(f"referrals.{destination}.name"))
+
+
+async def resolve(turn: StaffTurn) -> None:
+    """Marks the ticket resolved and asks the worker whether the problem was solved."""
+    ticket = turn.ticket
+    await set_status(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
+                     to_status=TicketStatus.RESOLVED, actor=turn.staff.alias, now=turn.now)
+    worker_t = turn.catalog.translator(ticket.language)
+    choices = [Choice(key, str(worker_t(f"choices.{key}")), numbered=False)
+               for key in ("solved", "not_solved")]
+    tell_worker(turn.outgoing, turn.catalog, ticket, turn.worker, "mediation.worker_resolved",
+                choices=choices, tag=f"feedback.{ticket.id}")
+    notice_in_topic(turn.outgoing, turn.catalog, ticket, "staff.resolved", alias=turn.staff.alias)
+
+
+async def close(turn: StaffTurn) -> None:
+    """Closes the ticket and its topic, and tells the worker."""
+    ticket = turn.ticket
+    notice_in_topic(turn.outgoing, turn.catalog, ticket, "staff.closed", alias=turn.staff.alias)
+    await set_status(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
+                     to_status=TicketStatus.CLOSED, actor=turn.staff.alias, now=turn.now)
+    tell_worker(turn.outgoing, turn.catalog, ticket, turn.worker, "mediation.worker_closed",
+                days=turn.catalog.reopen_days)
+
+
+async def staff_command(turn: StaffTurn) -> None:
+    """/staff list | add ID ROLE ALIAS | remove ID, for admins, in the group."""
+    if turn.staff.role != StaffRole.ADMIN:
+        turn.say("staff.admins_only")
+        return
+    words = (turn.inbound.text or "list").split(maxsplit=3)
+    action = words[0].lower()
+    if action == "add" and len(words) == 4 and words[1].isdigit() and words[2] in list(StaffRole):
+        member, _ = await registry.register_staff(
+            turn.session, channel=turn.inbound.channel, external_id=words[1], role=words[2],
+            alias=" ".join(words[3].split())[:100])
+        turn.say("staff.added", alias=member.alias, role=member.role)
+    elif action == "remove" and len(words) == 2 and words[1].isdigit():
+        removed = await registry.remove_staff(turn.session, channel=turn.inbound.channel,
+                                              external_id=words[1])
+        turn.say("staff.removed" if removed else "staff.unknown", id=words[1])
+    elif action == "list":
+        members = await registry.all_staff(turn.session, channel=turn.inbound.channel)
+        turn.replies.append(Reply(str(turn.t.render("staff_list.html.j2", members=members))))
+    else:
+        turn.say("staff.usage")

@@ -1,0 +1,106 @@
+"""A worker writes to a counsellor: "talk to a person" from the menu opens a ticket of its
+own; afterwards, anything the worker sends outside a question goes to their ticket's topic
+(asking which one when several are open), reopening a ticket that ended recently."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from bot.messages import Choice
+from db.models import TicketKind, TicketStatus
+from db.tickets import open_ticket, ticket_of, tickets_to_write_to
+from handlers.complaint import consent
+from handlers.flow import FINISHED, STAY, Flow, Goto, Outcome, Turn
+from handlers.mediation import notice_in_topic, post_card, relay_from_worker, reopenable, set_status
+
+talk = Flow("talk", commands=["talk"])
+relay = Flow("relay")
+
+async def ask_consent(turn: Turn) -> None:
+    turn.say("complaint.consent.ask")
+
+
+talk.step(
+    "consent", expects="choice", when=lambda turn: turn.person.consented_at is None,
+    options=lambda turn: [turn.option("agree"), turn.option("decline")], ask=ask_consent,
+)(consent)
+
+
+@talk.step("first", expects="any", max_chars=4000)
+async def first(turn: Turn) -> Outcome:
+    """Opens a ticket with the worker's first message and sends it to the counsellors."""
+    message = message_of(turn)
+    if message is None:
+        turn.say("talk.unsupported")
+        return STAY
+    ticket, _ = await open_ticket(
+        turn.session, person_id=turn.person.id, kind=TicketKind.TALK, language=turn.t.language,
+        prefix=turn.catalog.ticket_prefix, now=turn.now, fields={"share_identity": False},
+        evidence=[], author="worker",
+    )
+    post_card(turn.outgoing, turn.catalog, ticket, turn.person, [])
+    await relay_from_worker(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
+                            person=turn.person, message=message, now=turn.now)
+    turn.say("talk.opened", reference=ticket.reference)
+    return FINISHED
+
+
+async def write_to_counsellor(turn: Turn) -> Outcome:
+    """A message outside any question: for the worker's ticket, if there is one to take it."""
+    message = message_of(turn)
+    since = turn.now - timedelta(days=turn.catalog.reopen_days)
+    candidates = await tickets_to_write_to(turn.session, person_id=turn.person.id, ended_since=since)
+    if message is None or not candidates:
+        turn.say("common.not_a_choice")
+        return "main"
+    if len(candidates) == 1:
+        await pass_on(turn, candidates[0], message)
+        turn.say("talk.relayed", reference=candidates[0].reference)
+        return STAY
+    listed = {str(t.id): f"{t.reference} · {turn.t(f'kinds.{t.kind}')}" for t in candidates}
+    return Goto("relay", answers={"message": message, "listed": listed})
+
+
+@relay.step(
+    "which", expects="choice",
+    options=lambda turn: [Choice(key, label) for key, label in turn.data["listed"].items()],
+)
+async def which(turn: Turn) -> Outcome:
+    """Sends the waiting message to the ticket the worker chose."""
+    ticket = await ticket_of(turn.session, person_id=turn.person.id, ticket_id=int(turn.choice))
+    if ticket is not None:
+        await pass_on(turn, ticket, turn.data["message"])
+        turn.say("talk.relayed", reference=ticket.reference)
+    return FINISHED
+
+
+async def pass_on(turn: Turn, ticket, message: dict[str, Any]) -> None:
+    """Relays the message; an ended ticket is reopened by it, a waiting one is the worker's
+    answer."""
+    if reopenable(turn.catalog, ticket, turn.now):
+        back_to = TicketStatus.CLAIMED if ticket.assignee_id else TicketStatus.NEW
+        await set_status(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
+                         to_status=back_to, actor="worker", now=turn.now)
+        notice_in_topic(turn.outgoing, turn.catalog, ticket, "mediation.reopened")
+    elif ticket.status == TicketStatus.WAITING:
+        await set_status(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
+                         to_status=TicketStatus.CLAIMED, actor="worker", now=turn.now)
+    await relay_from_worker(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
+                            person=turn.person, message=message, now=turn.now)
+
+
+def message_of(turn: Turn) -> dict[str, Any] | None:
+    """What of the inbound message a relay needs; None for what cannot be relayed."""
+    inbound = turn.inbound
+    media = inbound.media
+    if media is not None and media.kind in ("sticker", "animation"):
+        return None
+    if media is None and not (inbound.text or "").strip():
+        return None
+    return {"message_id": inbound.message_id, "text": inbound.text, "reply_to": inbound.reply_to,
+            "media_kind": media.kind if media else None,
+            "media_file_id": media.file_id if media else None}
+
+
+
