@@ -95,6 +95,10 @@ async def _button(turn: StaffTurn) -> None:
     if turn.ticket is None:
         turn.alert = str(turn.t("staff.no_ticket"))
         return
+    closable = turn.ticket.status not in (TicketStatus.CLOSED, TicketStatus.WITHDRAWN)
+    if turn.inbound.choice == "close" and kind == "ticket" and closable:
+        await close(turn)  # a resolved or referred case is closed when the counsellor says so
+        return
     if turn.ticket.status not in OPEN_STATUSES:
         turn.alert = str(turn.t("staff.ticket_ended", status=turn.t(f"statuses.{turn.ticket.status}")))
         return
