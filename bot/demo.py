@@ -13,9 +13,12 @@ import sys
 from bot.local_bot_api import BotMessage, LocalBotApi
 from bot.service import Hotline
 from bot.settings import Settings, load_settings
+from db.staff import register_staff
 
 DEMO_DATABASE = "sqlite+aiosqlite:///hotline-demo.db"
 WORKER_ID = 10001
+COUNSELLOR_ID = 20001
+STAFF_CHAT_ID = -1000000000001
 HELP = """\
 You are a worker chatting with the hotline. Type answers as you would in Telegram:
 a number, the words of a choice, or text. Commands start with "/" (try /help, /menu).
@@ -23,6 +26,9 @@ Terminal-only actions:
   :press N     press button N of the last message (buttons are shown as [N])
   :photo       send a photo        :document   send a PDF
   :voice       send a voice note   :sticker    send a sticker
+  :staff       switch between the worker and Counsellor Li in the staff group; as the
+               counsellor you write in the newest ticket's topic (start with ! for a note)
+               and :press presses the newest card's buttons
   :quit        leave (your conversation is kept in hotline-demo.db)
 """
 
@@ -35,29 +41,77 @@ async def run_demo(*, database_url: str | None = None) -> int:
             telegram_api_base_url=server.base_url,
             database_url=database_url or DEMO_DATABASE,
             max_sends_per_second=1000,
+            staff_chat_id=STAFF_CHAT_ID,
         )
+        forum = server.forum(STAFF_CHAT_ID, "Hotline staff")
         hotline = Hotline(settings, poll_timeout=1)
         await hotline.start()
         try:
+            async with hotline.sessions() as session, session.begin():
+                await register_staff(session, channel="telegram", external_id=str(COUNSELLOR_ID),
+                                     role="counsellor", alias="Counsellor Li")
+            desk = _Desk(server.user(COUNSELLOR_ID, "Li"), forum)
             worker = server.user(WORKER_ID, "Demo Worker", language_code="zh-hans")
             print(HELP)
             worker.send("/start")
-            _show(await worker.quiet(0.5))
+            await _show_all(worker, desk)
             while True:
-                line = await asyncio.to_thread(_read_line)
+                line = await asyncio.to_thread(_read_line, desk.active)
                 if line is None or line.strip() == ":quit":
                     break
-                if not _act(worker, line.strip()):
+                line = line.strip()
+                if line == ":staff":
+                    desk.active = not desk.active
+                    print("  (you are now " + ("Counsellor Li in the staff group" if desk.active
+                                               else "the worker") + ")")
                     continue
-                _show(await worker.quiet(0.5))
+                acted = desk.act(line) if desk.active else _act(worker, line)
+                if acted:
+                    await _show_all(worker, desk)
         finally:
             await hotline.stop()
     return 0
 
 
-def _read_line() -> str | None:
+class _Desk:
+    """The counsellor's side of the demo: the newest topic and the newest card."""
+
+    def __init__(self, counsellor, forum) -> None:
+        self.counsellor, self.forum, self.active, self.seen = counsellor, forum, False, 0
+
+    def act(self, line: str) -> bool:
+        if not self.forum.topics:
+            print("  (no ticket yet: file a complaint or talk to a person as the worker first)")
+            return False
+        topic = max(self.forum.topics)
+        if line.startswith(":press"):
+            cards = [m for m in self.forum.topic_messages(topic) if m.buttons]
+            try:
+                self.forum.press(self.counsellor, int(line.split()[1]) - 1, message=cards[-1])
+            except (IndexError, ValueError, LookupError):
+                print("  (no such button on the newest card)")
+                return False
+            return True
+        if line.startswith(":") or not line:
+            print(HELP)
+            return False
+        self.forum.send(self.counsellor, line, thread_id=topic)
+        return True
+
+    def new_messages(self) -> list[BotMessage]:
+        fresh = self.forum.messages[self.seen:]
+        self.seen = len(self.forum.messages)
+        return fresh
+
+
+async def _show_all(worker, desk: _Desk) -> None:
+    _show(await worker.quiet(0.5))
+    _show(desk.new_messages(), prefix="staff")
+
+
+def _read_line(as_staff: bool = False) -> str | None:
     try:
-        return input("you> ")
+        return input("counsellor> " if as_staff else "you> ")
     except EOFError:
         return None
 
@@ -84,11 +138,13 @@ def _act(worker, line: str) -> bool:
     return True
 
 
-def _show(messages: list[BotMessage]) -> None:
+def _show(messages: list[BotMessage], prefix: str = "bot") -> None:
     for message in messages:
         print()
-        for text_line in message.plain.splitlines():
-            print(f"  bot| {text_line}")
+        where = f"{prefix}#{message.message_thread_id}" if message.message_thread_id else prefix
+        body = message.plain or f"({message.kind})"
+        for text_line in body.splitlines():
+            print(f"  {where}| {text_line}")
         number = 0
         for row in message.buttons:
             labels = []

@@ -70,6 +70,7 @@ class Engine:
         flows: dict[str, Flow], flood: FloodGate, clock: Callable[[], datetime] = utcnow,
         buttons: dict[str, Callable[[Turn], Awaitable[None]]] | None = None,
         desk: StaffDesk | None = None,
+        on_crisis: Callable[[Turn, list[str]], Awaitable[None]] | None = None,
     ) -> None:
         self.sessions = sessions
         self.catalog = catalog
@@ -79,6 +80,7 @@ class Engine:
         self.commands = {command: name for name, flow in flows.items() for command in flow.commands}
         self.buttons = buttons or {}  # by tag prefix: buttons valid whatever the question
         self.desk = desk  # updates from the staff group go there
+        self.on_crisis = on_crisis  # crisis words in any message, before anything else
         self._owed: set[tuple[str, str]] = set()  # people whose replies a flood held back
 
     async def handle(self, inbound: Inbound, *, receipt: int | None = None) -> TurnResult:
@@ -159,6 +161,10 @@ class Engine:
 
     async def _route(self, turn: Turn, state: State) -> None:
         inbound = turn.inbound
+        if self.on_crisis is not None and inbound.text:
+            words = self.catalog.crisis_words.find(inbound.text)
+            if words:
+                await self.on_crisis(turn, words)
         if inbound.kind is InboundKind.EDIT:
             turn.say("common.edit_not_read")
             return

@@ -7,20 +7,23 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.channels.telegram import TelegramChannel, build_application
 from bot.desk import StaffDesk
 from bot.engine import Engine
 from bot.flood import FloodGate
+from bot.reminders import SlaReminders
 from bot.settings import Settings, SettingsError
 from content.catalog import Catalog
 from db import migrate
 from db.models import utcnow
 from db.session import create_engine, session_factory
 from handlers import all_buttons, all_flows
+from handlers.crisis import respond_to_crisis
 
 log = logging.getLogger(__name__)
+REMINDER_CHECK_SECONDS = 60
 
 
 class Hotline:
@@ -38,6 +41,7 @@ class Hotline:
             flood=FloodGate(max_messages=settings.flood_messages, seconds=settings.flood_seconds),
             buttons=all_buttons(),
             desk=StaffDesk(sessions=self.sessions, catalog=self.catalog, clock=clock),
+            on_crisis=respond_to_crisis,
         )
         self.application = build_application(settings)
         self.telegram = TelegramChannel(
@@ -45,6 +49,8 @@ class Hotline:
             staff_chat_id=settings.staff_chat_id, poll_timeout=poll_timeout,
             retry_delay=retry_delay,
         )
+        self.reminders = SlaReminders(sessions=self.sessions, catalog=self.catalog, clock=clock,
+                                      sla=timedelta(minutes=settings.sla_minutes))
         self._poller: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -56,7 +62,24 @@ class Hotline:
             )
         await self.application.initialize()
         await self.application.start()
+        if self.settings.staff_chat_id is not None:
+            self.application.job_queue.run_repeating(
+                self._remind, interval=REMINDER_CHECK_SECONDS, first=REMINDER_CHECK_SECONDS,
+                name="sla-reminders")
         self._poller = asyncio.create_task(self.telegram.run(), name="telegram-poller")
+
+    async def remind_unclaimed(self) -> int:
+        """Posts the reminders due now; returns how many."""
+        due = await self.reminders.check()
+        for item in due:
+            await self.telegram.staff_group.carry_out(item)
+        return len(due)
+
+    async def _remind(self, _context) -> None:
+        try:
+            await self.remind_unclaimed()
+        except Exception:  # the next round tries again
+            log.exception("SLA reminders failed")
 
     async def stop(self) -> None:
         """Stops polling (confirming nothing more), finishes the turns under way, closes."""

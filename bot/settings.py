@@ -79,6 +79,12 @@ class Settings(StorageSettings):
         validation_alias="HOTLINE_STAFF_CHAT_ID",
         description="the id of the staff forum supergroup (negative, e.g. -1001234567890)",
     )
+    sla_minutes: int = Field(
+        30,
+        ge=1,
+        validation_alias="HOTLINE_SLA_MINUTES",
+        description="office-hours minutes a new ticket may wait unclaimed before the group is reminded",
+    )
     max_sends_per_second: float = Field(
         30.0,
         gt=0,

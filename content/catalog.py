@@ -15,6 +15,9 @@ import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, meta
 from markupsafe import Markup
 
+from content.crisis import CrisisWords
+from content.office_hours import OfficeHours
+
 PACKAGED = Path(__file__).parent
 
 
@@ -68,6 +71,11 @@ class Catalog:
         self.staff_language: str = str(settings.get("staff_language", self.default_language))
         self.reopen_days: int = int(settings.get("reopen_days", 14))
         self.referrals: list[str] = list(_read_yaml(self.folder / "referrals.yaml")["referrals"])
+        try:
+            self.office_hours = OfficeHours.from_file(self.folder / "office_hours.yaml")
+            self.crisis_words = CrisisWords.from_file(self.folder / "crisis.yaml")
+        except (ValueError, OSError) as error:
+            raise ContentError(str(error)) from None
         complaint = _read_yaml(self.folder / "complaint.yaml")
         self.categories = [
             Category(item["key"], bool(item.get("about_wages", False)))

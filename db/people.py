@@ -9,8 +9,14 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.conversations import SavedConversation
-from db.models import Conversation, InboxStatus, InboxUpdate, Person, Ticket, TicketMessage
-
+from db.models import (
+    Conversation,
+    InboxStatus,
+    InboxUpdate,
+    Person,
+    Ticket,
+    TicketMessage,
+)
 
 _PERSON_AND_CONVERSATION = (
     select(Person, Conversation.flow, Conversation.step, Conversation.data, Conversation.history)

@@ -173,3 +173,12 @@ async def record_delivery(
         update(TicketMessage).where(TicketMessage.id == message_id).values(**values)
         .execution_options(synchronize_session=False)
     )
+
+
+async def last_from_worker(session: AsyncSession, *, ticket_id: int) -> datetime | None:
+    result = await session.exec(
+        select(TicketMessage.created_at).where(
+            TicketMessage.ticket_id == ticket_id, TicketMessage.direction == Direction.FROM_WORKER)
+        .order_by(col(TicketMessage.id).desc()).limit(1)
+    )
+    return result.first()

@@ -15,6 +15,7 @@ from db.models import TicketKind
 from db.tickets import open_ticket
 from handlers.flow import FINISHED, NEXT, STAY, Flow, Outcome, Turn
 from handlers.mediation import post_card
+from handlers.office_hours import say_if_after_hours
 
 complaint = Flow("complaint", commands=["complaint"], keeps_draft=True)
 
@@ -181,6 +182,7 @@ async def review(turn: Turn) -> Outcome:
     )
     post_card(turn.outgoing, turn.catalog, ticket, turn.person, evidence)
     turn.say("complaint.submitted", reference=ticket.reference)
+    say_if_after_hours(turn)
     return FINISHED
 
 

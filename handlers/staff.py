@@ -13,7 +13,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.messages import Choice, Inbound, InboundKind, Outgoing, Reply
 from content.catalog import Catalog, Translator
 from db import staff as registry
-from db.models import OPEN_STATUSES, Direction, Person, Staff, StaffRole, Ticket, TicketStatus
+from db.models import (
+    OPEN_STATUSES,
+    Direction,
+    Person,
+    Staff,
+    StaffRole,
+    Ticket,
+    TicketStatus,
+)
 from db.tickets import add_ticket_message
 from handlers.mediation import (
     notice_in_topic,

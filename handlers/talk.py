@@ -9,12 +9,20 @@ from typing import Any
 
 from bot.messages import Choice
 from db.models import TicketKind, TicketStatus
-from db.tickets import open_ticket, ticket_of, tickets_to_write_to
+from db.tickets import last_from_worker, open_ticket, ticket_of, tickets_to_write_to
 from handlers.complaint import consent
 from handlers.flow import FINISHED, STAY, Flow, Goto, Outcome, Turn
-from handlers.mediation import notice_in_topic, post_card, relay_from_worker, reopenable, set_status
+from handlers.mediation import (
+    notice_in_topic,
+    post_card,
+    relay_from_worker,
+    reopenable,
+    set_status,
+)
+from handlers.office_hours import say_if_after_hours
 
 talk = Flow("talk", commands=["talk"])
+AFTER_HOURS_REMINDER = timedelta(hours=3)  # say "we are closed" again after this much quiet
 relay = Flow("relay")
 
 async def ask_consent(turn: Turn) -> None:
@@ -30,6 +38,8 @@ talk.step(
 @talk.step("first", expects="any", max_chars=4000)
 async def first(turn: Turn) -> Outcome:
     """Opens a ticket with the worker's first message and sends it to the counsellors."""
+    if turn.relayed:
+        return FINISHED  # crisis words: an urgent ticket was opened with this very message
     message = message_of(turn)
     if message is None:
         turn.say("talk.unsupported")
@@ -43,6 +53,7 @@ async def first(turn: Turn) -> Outcome:
     await relay_from_worker(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
                             person=turn.person, message=message, now=turn.now)
     turn.say("talk.opened", reference=ticket.reference)
+    say_if_after_hours(turn)
     return FINISHED
 
 
@@ -54,6 +65,8 @@ async def write_to_counsellor(turn: Turn) -> Outcome:
     if message is None or not candidates:
         turn.say("common.not_a_choice")
         return "main"
+    if turn.relayed:
+        return STAY  # the crisis alert passed it on already
     if len(candidates) == 1:
         await pass_on(turn, candidates[0], message)
         turn.say("talk.relayed", reference=candidates[0].reference)
@@ -86,6 +99,9 @@ async def pass_on(turn: Turn, ticket, message: dict[str, Any]) -> None:
     elif ticket.status == TicketStatus.WAITING:
         await set_status(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
                          to_status=TicketStatus.CLAIMED, actor="worker", now=turn.now)
+    last = await last_from_worker(turn.session, ticket_id=ticket.id)
+    if last is None or turn.now - last > AFTER_HOURS_REMINDER:
+        say_if_after_hours(turn)
     await relay_from_worker(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
                             person=turn.person, message=message, now=turn.now)
 

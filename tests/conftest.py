@@ -12,8 +12,10 @@ import asyncio
 import concurrent.futures
 import os
 import shutil
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -121,6 +123,21 @@ def catalog() -> Catalog:
 
 
 StartHotline = Callable[..., Awaitable[Hotline]]
+OFFICE_MORNING = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 10:00 in Shanghai
+
+
+class OfficeClock:
+    """Runs from a chosen moment at the real pace; `advance` jumps ahead. The suite starts
+    on a Monday morning in office hours, so no test depends on when it is run."""
+
+    def __init__(self, start: datetime = OFFICE_MORNING) -> None:
+        self.start, self.began, self.skipped = start, time.monotonic(), timedelta()
+
+    def __call__(self) -> datetime:
+        return self.start + self.skipped + timedelta(seconds=time.monotonic() - self.began)
+
+    def advance(self, delta: timedelta) -> None:
+        self.skipped += delta
 
 
 @pytest.fixture
@@ -130,11 +147,12 @@ async def start_hotline(api: LocalBotApi, database_url: str) -> AsyncIterator[St
     Tests answer faster than people, so the flood limit is lifted unless a test sets it."""
     running: list[Hotline] = []
 
-    async def start(**settings: object) -> Hotline:
+    async def start(clock=None, **settings: object) -> Hotline:
         values = {"telegram_bot_token": api.token, "telegram_api_base_url": api.base_url,
                   "database_url": database_url, "max_sends_per_second": 1000,
                   "flood_messages": 1000, **settings}
-        hotline = Hotline(load_settings(Settings, **values), poll_timeout=1, retry_delay=0.05)
+        hotline = Hotline(load_settings(Settings, **values), poll_timeout=1, retry_delay=0.05,
+                          clock=clock or OfficeClock())
         await hotline.start()
         running.append(hotline)
         return hotline

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.crisis import CrisisWords
+from content.crisis import CrisisWords
 from content.catalog import PACKAGED
 
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.office_hours import OfficeHours
+from content.office_hours import OfficeHours
 from content.catalog import PACKAGED
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -6,10 +6,9 @@ Revises: 0002
 Create Date: 2026-11-23 13:48:24.090805
 """
 
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-
+from alembic import op
 
 revision = '0003'
 down_revision = '0002'

@@ -1,0 +1,48 @@
+"""Unclaimed tickets: a reminder in the ticket's topic once it has waited HOTLINE_SLA_MINUTES
+of office hours, then again each further SLA period, until someone claims it.
+python-telegram-bot's job queue runs `check` every minute."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.messages import Outgoing
+from content.catalog import Catalog
+from db.models import Ticket, TicketStatus
+from handlers.mediation import notice_in_topic
+
+
+class SlaReminders:
+    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], catalog: Catalog,
+                 clock: Callable[[], datetime], sla: timedelta) -> None:
+        self.sessions = sessions
+        self.catalog = catalog
+        self.clock = clock
+        self.sla = sla
+
+    async def check(self) -> list[Outgoing]:
+        """Records the reminders due now and returns them for the channel to post."""
+        now = self.clock()
+        hours = self.catalog.office_hours
+        outgoing: list[Outgoing] = []
+        if not hours.is_open(now):
+            return outgoing
+        async with self.sessions() as session, session.begin():
+            waiting = await session.exec(
+                select(Ticket).where(Ticket.status == TicketStatus.NEW,
+                                     col(Ticket.assignee_id).is_(None))
+            )
+            for ticket in waiting.all():
+                since = ticket.reminded_at or ticket.created_at
+                if hours.open_time_between(since, now) < self.sla:
+                    continue
+                waited = hours.open_time_between(ticket.created_at, now)
+                notice_in_topic(outgoing, self.catalog, ticket, "sla.reminder",
+                                minutes=int(waited.total_seconds() // 60))
+                ticket.reminded_at = now
+        return outgoing
