@@ -99,7 +99,7 @@ class Outgoing:
       "worker" (the ticket's worker, `worker`).
     - `record`: the ticket message whose delivery status and new message id to store.
     - `on_failure`: posted into the topic when a delivery to the worker fails.
-    - `topic_state`: "close" or "reopen" the ticket's topic (no message).
+    - `topic_state`: "close", "reopen" or "delete" the ticket's topic (no message).
     """
 
     action: str

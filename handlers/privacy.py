@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from db.people import forget_person
+from db.tickets import tickets_of
+from handlers.mediation import queue
 from handlers.flow import END, FINISHED, Flow, Outcome, Turn
 
 privacy = Flow("privacy", commands=["forget"])
@@ -15,6 +17,10 @@ async def forget(turn: Turn) -> Outcome:
     if turn.choice == "keep_data":
         turn.say("privacy.kept")
         return FINISHED
+    for ticket in await tickets_of(turn.session, person_id=turn.person.id):
+        if ticket.topic_id is not None:  # the copies of what they sent, in the staff group
+            queue(turn.outgoing, turn.catalog, ticket, action="topic", to="topic",
+                  topic_state="delete")
     await forget_person(turn.session, person=turn.person, now=turn.now)
     turn.say("privacy.forgotten")
     return END  # the next message starts afresh, as from a new person

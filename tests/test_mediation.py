@@ -287,3 +287,15 @@ async def test_staff_command_is_for_admins(api, desk) -> None:
     forum.send(admin, "/staff list")
     await settle()
     assert "工作人员（4 人）" in forum.messages[-1].plain and "Counsellor Sun" in forum.messages[-1].plain
+
+
+async def test_forget_deletes_the_tickets_topics_in_the_staff_group(api, desk) -> None:
+    hotline, forum = desk
+    worker = api.user(1112, language_code="en")
+    await file_complaint(worker)
+    await settle()
+    assert len(forum.topics) == 1
+    await say(worker, "/forget")
+    await say(worker, "Yes, delete")
+    await settle()
+    assert forum.topics == {} and len(api.calls("deleteForumTopic")) == 1

@@ -327,8 +327,9 @@ class StaffGroup:
                                            topic_id=topic.message_thread_id)
 
     async def _set_topic_state(self, topic: int, state: str | None) -> None:
-        call = (self.channel.bot.close_forum_topic if state == "close"
-                else self.channel.bot.reopen_forum_topic)
+        bot = self.channel.bot
+        call = {"close": bot.close_forum_topic, "reopen": bot.reopen_forum_topic,
+                "delete": bot.delete_forum_topic}[state]
         try:
             await call(self.channel.staff_chat_id, topic)
         except BadRequest as error:  # already in that state
