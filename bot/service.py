@@ -62,7 +62,9 @@ class Hotline:
             )
         await self.application.initialize()
         await self.application.start()
-        if self.settings.staff_chat_id is not None:
+        if self.settings.staff_chat_id is None:
+            log.warning("HOTLINE_STAFF_CHAT_ID is not set: tickets get no topics in a staff group")
+        else:
             self.application.job_queue.run_repeating(
                 self._remind, interval=REMINDER_CHECK_SECONDS, first=REMINDER_CHECK_SECONDS,
                 name="sla-reminders")

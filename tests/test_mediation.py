@@ -131,15 +131,15 @@ async def test_two_workers_and_two_counsellors_at_once_never_cross(api, desk) ->
         await file_complaint(worker, photo=False)
     await settle()
     threads = sorted(forum.topics)
-    for counsellor, worker, thread in zip(counsellors, workers, threads):
+    for counsellor, thread in zip(counsellors, threads, strict=True):
         forum.press(counsellor, "认领", message=card_of(forum, thread))
     await settle()
     for n in range(5):
-        for counsellor, worker, thread in zip(counsellors, workers, threads):
+        for counsellor, worker, thread in zip(counsellors, workers, threads, strict=True):
             forum.send(counsellor, f"to {worker.id} #{n}", thread_id=thread)
             worker.send(f"from {worker.id} #{n}")
     await settle(1.5)
-    for counsellor, worker, thread in zip(counsellors, workers, threads):
+    for counsellor, worker, thread in zip(counsellors, workers, threads, strict=True):
         got = [m.plain for m in worker.messages if ": to " in m.plain]
         assert got == [f"{counsellor_alias(counsellor)}: to {worker.id} #{n}" for n in range(5)]
         other = next(w for w in workers if w is not worker)

@@ -1,4 +1,4 @@
-"""The Telegram channel: the only module that knows python-telegram-bot's types.
+"""Receiving and sending on Telegram.
 
 Updates are fetched with getUpdates and stored in the inbox *before* the next getUpdates
 confirms them to Telegram. python-telegram-bot's Updater confirms an update on its next poll,
@@ -13,43 +13,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram import (
-    Bot,
-    CallbackQuery,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    Message,
-    ReplyParameters,
-    Update,
-)
-from telegram.constants import MessageLimit, ParseMode
+from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ContextTypes
 
+from bot.channels.telegram.inbound import CHANNEL, to_inbound
+from bot.channels.telegram.rendering import keyboard, reply_parameters, split_text, strip_tags
+from bot.channels.telegram.staff_group import StaffGroup
 from bot.done_marks import DoneMarks
 from bot.engine import Engine
 from bot.lanes import Lanes
-from bot.messages import Choice, Inbound, InboundKind, Media, Outgoing, Reply
+from bot.messages import Inbound, Outgoing, Reply
 from bot.settings import Settings
-from db import inbox, tickets
+from db import inbox
 from db.models import InboxStatus, InboxUpdate, utcnow
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "telegram"
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
-MEDIA_KINDS = ("photo", "document", "voice", "video", "audio", "video_note", "animation", "sticker")
 SEND_ATTEMPTS = 4  # for 5xx and timeouts; the rate limiter retries 429 by itself
 # Turns under way at once, and HTTP connections for them. httpx scans its whole pool for
 # every queued request; python-telegram-bot's default of 256 connections made that scan a
 # large share of the benchmark's time, while more turns at once only lengthen the loop's round.
 CONCURRENT_TURNS = 16
-CHOICE_SEPARATOR = "|"
 
 
 def build_application(settings: Settings) -> Application:
@@ -212,7 +203,7 @@ class TelegramChannel:
                    reply_to: int | None = None) -> tuple[str, int | None]:
         """Sends one reply: ("sent", its message id), ("blocked", None) when the person
         blocked the bot, or ("failed", None)."""
-        chunks = _split(reply.text)
+        chunks = split_text(reply.text)
         message_id = None
         for index, chunk in enumerate(chunks):
             markup = keyboard(reply) if index == len(chunks) - 1 else None
@@ -230,21 +221,21 @@ class TelegramChannel:
         return await self._attempt(
             chat_id, lambda: self.bot.copy_message(
                 chat_id, from_chat_id, message_id, message_thread_id=thread_id,
-                reply_parameters=_reply_parameters(reply_to), **extra))
+                reply_parameters=reply_parameters(reply_to), **extra))
 
     async def _send_text(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None, *,
                          thread_id: int | None, reply_to: int | None) -> tuple[str, int | None]:
         try:
             return await self._attempt(chat_id, lambda: self.bot.send_message(
                 chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup,
-                message_thread_id=thread_id, reply_parameters=_reply_parameters(reply_to)),
+                message_thread_id=thread_id, reply_parameters=reply_parameters(reply_to)),
                 quiet_parse_errors=True)
         except _HtmlRejected as error:
             # A bug of ours let unbalanced markup through: better plain text than nothing.
             log.error("HTML rejected for chat %s (%s); sending it as plain text", chat_id, error)
             return await self._attempt(chat_id, lambda: self.bot.send_message(
-                chat_id, _strip_tags(text), reply_markup=markup, message_thread_id=thread_id,
-                reply_parameters=_reply_parameters(reply_to)))
+                chat_id, strip_tags(text), reply_markup=markup, message_thread_id=thread_id,
+                reply_parameters=reply_parameters(reply_to)))
 
     async def _attempt(self, chat_id: int, call, *, quiet_parse_errors: bool = False
                        ) -> tuple[str, int | None]:
@@ -269,192 +260,8 @@ class TelegramChannel:
         return "failed", None
 
 
-class StaffGroup:
-    """Carries out what turns send to ticket topics in the staff group and, on counsellors'
-    behalf, to workers; records each relayed message's delivery and its id on the other side."""
-
-    def __init__(self, channel: TelegramChannel) -> None:
-        self.channel = channel
-
-    async def carry_out(self, item: Outgoing) -> None:
-        chat = self.channel.staff_chat_id
-        if chat is None:
-            if item.to == "topic":
-                log.warning("HOTLINE_STAFF_CHAT_ID is not set: ticket %s has no topic", item.ticket_id)
-                return
-        if item.to == "topic":
-            topic = await self._topic(item)
-            if topic is None:
-                return
-            if item.action == "topic":
-                await self._set_topic_state(topic, item.topic_state)
-                return
-            if item.action == "copy":
-                status, sent_id = await self.channel.copy(
-                    chat, int(item.worker), item.copy_of, thread_id=topic, reply_to=item.reply_to)
-            else:
-                status, sent_id = await self.channel.send(
-                    chat, item.reply, thread_id=topic, reply_to=item.reply_to)
-            await self._record(item, status, staff_message_id=sent_id)
-            return
-        if item.action == "copy":
-            status, sent_id = await self.channel.copy(
-                int(item.worker), chat, item.copy_of, caption=item.caption, reply_to=item.reply_to)
-        else:
-            status, sent_id = await self.channel.send(int(item.worker), item.reply, reply_to=item.reply_to)
-        await self._record(item, status, worker_message_id=sent_id)
-        if status != "sent" and item.on_failure is not None and chat is not None:
-            topic = await self._topic(item)
-            if topic is not None:
-                await self.channel.send(chat, item.on_failure, thread_id=topic)
-
-    async def _topic(self, item: Outgoing) -> int | None:
-        """The ticket's topic, opened the first time the ticket needs one."""
-        async with self.channel.sessions() as session:
-            ticket = await tickets.ticket_by_id(session, ticket_id=item.ticket_id)
-        if ticket is None:
-            return None
-        if ticket.topic_id is not None:
-            return ticket.topic_id
-        try:
-            topic = await self.channel.bot.create_forum_topic(
-                self.channel.staff_chat_id, name=item.topic_title)
-        except TelegramError as error:
-            log.error("could not open a topic for ticket %s: %s", item.ticket_id, error)
-            return None
-        async with self.channel.sessions() as session, session.begin():
-            return await tickets.set_topic(session, ticket_id=item.ticket_id,
-                                           topic_id=topic.message_thread_id)
-
-    async def _set_topic_state(self, topic: int, state: str | None) -> None:
-        bot = self.channel.bot
-        call = {"close": bot.close_forum_topic, "reopen": bot.reopen_forum_topic,
-                "delete": bot.delete_forum_topic}[state]
-        try:
-            await call(self.channel.staff_chat_id, topic)
-        except BadRequest as error:  # already in that state
-            log.info("topic %s: %s", topic, error)
-
-    async def _record(self, item: Outgoing, status: str, **message_ids: int | None) -> None:
-        if item.record is None:
-            return
-        async with self.channel.sessions() as session, session.begin():
-            await tickets.record_delivery(session, message_id=item.record, status=status,
-                                          **message_ids)
-
-
-# -- Telegram → Inbound ------------------------------------------------------------------------
-
-
-def to_inbound(update: Update, *, staff_chat_id: int | None = None) -> Inbound | None:
-    """What the person did, without Telegram's types; None for what the bot does not answer.
-
-    Private chats are workers. The staff group is staff (whoever they are: the desk checks
-    the registry). Every other chat is ignored."""
-    if update.callback_query is not None:
-        query = update.callback_query
-        message = query.message
-        if message is None:
-            return None
-        origin = _origin(message.chat, staff_chat_id)
-        if origin is None:
-            return None
-        tag, _, key = (query.data or "").rpartition(CHOICE_SEPARATOR)
-        return _inbound(message.chat.id, query.from_user, InboundKind.CHOICE, origin,
-                        choice=key or None, choice_tag=tag or None,
-                        thread_id=message.message_thread_id if origin == "staff" else None)
-    message = update.edited_message or update.message
-    if message is None or message.from_user is None or message.from_user.is_bot:
-        return None
-    origin = _origin(message.chat, staff_chat_id)
-    if origin is None:
-        return None
-    if update.edited_message is not None:
-        return _inbound(message.chat.id, message.from_user, InboundKind.EDIT, origin,
-                        text=message.text, **_where(message, origin))
-    return _message_inbound(message, origin)
-
-
-def _origin(chat, staff_chat_id: int | None) -> str | None:
-    if chat.type == "private":
-        return "worker"
-    if staff_chat_id is not None and chat.id == staff_chat_id:
-        return "staff"
-    return None
-
-
-def _where(message: Message, origin: str) -> dict:
-    """The message's place: its id, its topic in the staff group, the message it answers.
-    In a forum every topic message "replies" to the topic's first message: not a reply."""
-    replied = message.reply_to_message
-    if replied is not None and replied.forum_topic_created is not None:
-        replied = None
-    return {"message_id": message.message_id,
-            "thread_id": message.message_thread_id if origin == "staff" and message.is_topic_message else None,
-            "reply_to": replied.message_id if replied else None}
-
-
-def _message_inbound(message: Message, origin: str) -> Inbound:
-    chat_id, user = message.chat.id, message.from_user
-    where = _where(message, origin)
-    text = message.text
-    if text is not None:
-        command = _command(message)
-        if command is not None:
-            _, _, args = text[1:].partition(" ")
-            return _inbound(chat_id, user, InboundKind.COMMAND, origin, command=command,
-                            text=args or None, **where)
-        return _inbound(chat_id, user, InboundKind.TEXT, origin, text=text, **where)
-    media = _media(message)
-    if media is not None:
-        return _inbound(chat_id, user, InboundKind.MEDIA, origin, media=media,
-                        text=message.caption, **where)
-    if message.location is not None:
-        return _inbound(chat_id, user, InboundKind.LOCATION, origin, **where)
-    return _inbound(chat_id, user, InboundKind.OTHER, origin, **where)
-
-
-def _command(message: Message) -> str | None:
-    entities = message.entities or ()
-    if not any(e.type == "bot_command" and e.offset == 0 for e in entities):
-        return None
-    return message.text[1:].split(maxsplit=1)[0].split("@")[0].lower()
-
-
-def _media(message: Message) -> Media | None:
-    for kind in MEDIA_KINDS:
-        item = getattr(message, kind)
-        if not item:
-            continue
-        if kind == "photo":
-            item = item[-1]  # the largest size
-        return Media(kind=kind, file_id=item.file_id, file_size=item.file_size,
-                     mime_type=getattr(item, "mime_type", None),
-                     file_name=getattr(item, "file_name", None))
-    return None
-
-
-def _inbound(chat_id: int, user, kind: InboundKind, origin: str, **fields) -> Inbound:
-    """Workers are known by their chat; staff by their own user id."""
-    person = chat_id if origin == "worker" else (user.id if user else 0)
-    return Inbound(
-        channel=CHANNEL, person_id=str(person), kind=kind, origin=origin,
-        display_name=user.full_name if user else None,
-        username=user.username if user else None,
-        language_hint=user.language_code if user else None,
-        **fields,
-    )
-
-
-
 class _HtmlRejected(Exception):
     """Telegram could not parse the HTML of a message."""
-
-
-def _reply_parameters(message_id: int | None) -> ReplyParameters | None:
-    if message_id is None:
-        return None
-    return ReplyParameters(message_id, allow_sending_without_reply=True)
 
 
 async def _acknowledge(query: CallbackQuery, alert: str | None = None) -> None:
@@ -464,59 +271,6 @@ async def _acknowledge(query: CallbackQuery, alert: str | None = None) -> None:
         await query.answer(alert, show_alert=alert is not None)
     except TelegramError as error:
         log.info("could not answer callback query: %s", error)
-
-
-# -- Reply → Telegram ----------------------------------------------------------------------
-
-
-def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
-    """Numbered choices one to a row (short ones two), the others together on the last row."""
-    if not reply.choices:
-        return None
-    rows: list[list[InlineKeyboardButton]] = []
-    numbered = [c for c in reply.choices if c.numbered]
-    pair = all(len(c.label) <= 10 for c in numbered)
-    for number, choice in enumerate(numbered, start=1):
-        button = _button(reply, choice, f"{number}. {choice.label}")
-        if pair and rows and len(rows[-1]) == 1 and number % 2 == 0:
-            rows[-1].append(button)
-        else:
-            rows.append([button])
-    others = [_button(reply, c, c.label) for c in reply.choices if not c.numbered]
-    if others:
-        rows.append(others)
-    return InlineKeyboardMarkup(rows)
-
-
-def _button(reply: Reply, choice: Choice, label: str) -> InlineKeyboardButton:
-    data = f"{reply.choice_tag or ''}{CHOICE_SEPARATOR}{choice.key}"
-    if len(data.encode()) > 64:
-        raise ValueError(f"callback data over Telegram's 64 bytes: {data!r}")
-    return InlineKeyboardButton(label, callback_data=data)
-
-
-def _split(text: str) -> list[str]:
-    """Telegram takes 4096 characters a message; longer texts go out in pieces, cut at lines."""
-    limit = MessageLimit.MAX_TEXT_LENGTH
-    if len(text) <= limit:
-        return [text]
-    chunks, current = [], ""
-    for line in text.split("\n"):
-        while len(line) > limit:
-            chunks.append(line[:limit])
-            line = line[limit:]
-        if len(current) + len(line) + 1 > limit:
-            chunks.append(current)
-            current = line
-        else:
-            current = f"{current}\n{line}" if current else line
-    chunks.append(current)
-    return [c for c in chunks if c]
-
-
-def _strip_tags(text: str) -> str:
-    plain = re.sub(r"<[^>]+>", "", text)
-    return plain.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&amp;", "&")
 
 
 def _seconds(retry_after) -> float:
