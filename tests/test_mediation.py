@@ -48,6 +48,15 @@ def counsellor_alias(user) -> str:
     return {771: "Counsellor Li", 772: "Counsellor Zhou"}[user.id]
 
 
+async def case(api, forum, worker_id: int):
+    """A worker who filed a complaint without evidence, and its topic in the staff group."""
+    worker = api.user(worker_id, language_code="en")
+    reference = await file_complaint(worker, photo=False)
+    await settle()
+    thread = max(forum.topics)
+    return worker, reference, thread
+
+
 async def settle(seconds: float = 0.4) -> None:
     await asyncio.sleep(seconds)
 
@@ -95,10 +104,7 @@ async def test_a_worker_who_shares_their_name_is_named_on_the_card(api, desk) ->
 async def test_counsellor_and_worker_talk_through_the_topic(api, desk) -> None:
     hotline, forum = desk
     li = api.user(771, "Li")
-    worker = api.user(1103, language_code="en")
-    reference = await file_complaint(worker, photo=False)
-    await settle()
-    thread = next(iter(forum.topics))
+    worker, reference, thread = await case(api, forum, 1103)
     forum.press(li, "认领", message=card_of(forum, thread))
     assert "Counsellor Li is now handling your case" in (await worker.next_message()).plain
     sent = forum.send(li, "Do you have <your> contract?", thread_id=thread)
@@ -151,10 +157,7 @@ async def test_two_workers_and_two_counsellors_at_once_never_cross(api, desk) ->
 async def test_someone_not_on_the_staff_cannot_act(api, desk) -> None:
     hotline, forum = desk
     stranger = api.user(990, "Stranger")
-    worker = api.user(1106, language_code="en")
-    reference = await file_complaint(worker, photo=False)
-    await settle()
-    thread = next(iter(forum.topics))
+    worker, reference, thread = await case(api, forum, 1106)
     forum.press(stranger, "认领", message=card_of(forum, thread))
     forum.send(stranger, "hello worker", thread_id=thread)
     await settle()
@@ -184,10 +187,7 @@ async def test_a_second_claim_is_told_who_has_the_ticket(api, desk) -> None:
 async def test_a_worker_who_blocked_the_bot_shows_as_not_delivered(api, desk) -> None:
     hotline, forum = desk
     li = api.user(771, "Li")
-    worker = api.user(1108, language_code="en")
-    reference = await file_complaint(worker, photo=False)
-    await settle()
-    thread = next(iter(forum.topics))
+    worker, reference, thread = await case(api, forum, 1108)
     worker.blocked = True
     forum.send(li, "Are you there?", thread_id=thread)
     await settle()
@@ -236,10 +236,7 @@ async def test_talk_to_a_person_and_choose_between_open_tickets(api, desk) -> No
 async def test_refer_resolve_rate_close_and_reopen(api, desk) -> None:
     hotline, forum = desk
     li = api.user(771, "Li")
-    worker = api.user(1111, language_code="en")
-    reference = await file_complaint(worker, photo=False)
-    await settle()
-    thread = next(iter(forum.topics))
+    worker, reference, thread = await case(api, forum, 1111)
     card = card_of(forum, thread)
     forum.press(li, "认领", message=card)
     await settle()
