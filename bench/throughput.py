@@ -99,8 +99,9 @@ class Crowd:
         # workers waiting about N round trips: that is slowness, not a lost turn.
         self.stall_seconds = max(STALL_SECONDS, 4 * workers * latency)
         self.workers = {
-            WORKER_ID_BASE + n: _Worker(server.user(WORKER_ID_BASE + n, f"工友{n}",
-                                                    language_code="zh-hans"))
+            WORKER_ID_BASE + n: _Worker(
+                server.user(WORKER_ID_BASE + n, f"工友{n}", language_code="zh-hans")
+            )
             for n in range(workers)
         }
         self.running = False
@@ -153,8 +154,9 @@ class Crowd:
         self.latency.append(now - worker.sent_at)
         worker.sent_at = None
         if self.running:
-            self._send(worker, self._answer(worker, tag) if self.mode == "hotline"
-                       else self._echo_text())
+            self._send(
+                worker, self._answer(worker, tag) if self.mode == "hotline" else self._echo_text()
+            )
 
     def _answer(self, worker: _Worker, tag: str | None) -> str:
         if tag == "complaint.category":
@@ -187,7 +189,8 @@ class Crowd:
     # -- figures ---------------------------------------------------------------------------
 
     def figures(self, start: float, end: float) -> dict:
-        window = [lat for at, lat in zip(self.done_at, self.latency) if start <= at < end]
+        pairs = zip(self.done_at, self.latency, strict=True)
+        window = [lat for at, lat in pairs if start <= at < end]
         window.sort()
         seconds = end - start
         return {
@@ -239,8 +242,12 @@ class CpuMeter:
         self.tick = os.sysconf("SC_CLK_TCK")
 
     def sample(self) -> dict:
-        return {"wall": time.perf_counter(), "self": time.process_time(),
-                "bot_threads": self._threads(self.bot_pid), "machine": self._machine()}
+        return {
+            "wall": time.perf_counter(),
+            "self": time.process_time(),
+            "bot_threads": self._threads(self.bot_pid),
+            "machine": self._machine(),
+        }
 
     def _threads(self, pid: int) -> dict[int, tuple[str, float]]:
         threads = {}
@@ -249,8 +256,8 @@ class CpuMeter:
                 with contextlib.suppress(OSError, ValueError, IndexError):
                     with open(f"/proc/{pid}/task/{tid}/stat") as file:
                         stat = file.read()
-                    name = stat[stat.index("(") + 1:stat.rindex(")")]
-                    fields = stat[stat.rindex(")") + 2:].split()
+                    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+                    fields = stat[stat.rindex(")") + 2 :].split()
                     threads[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / self.tick)
         return threads
 
@@ -279,22 +286,32 @@ class CpuMeter:
         }
 
 
-def serve(conn, mode: str, workers: int, warmup: float, seconds: float, bot_pid: int,
-          latency: float = 0.0) -> None:
+def serve(
+    conn, mode: str, workers: int, warmup: float, seconds: float, bot_pid: int, latency: float = 0.0
+) -> None:
     """The server process's entry point (spawned)."""
     asyncio.run(_serve(conn, mode, workers, warmup, seconds, bot_pid, latency))
 
 
-async def _serve(conn, mode: str, workers: int, warmup: float, seconds: float,
-                 bot_pid: int, latency: float) -> None:
+async def _serve(
+    conn, mode: str, workers: int, warmup: float, seconds: float, bot_pid: int, latency: float
+) -> None:
     from bot.local_bot_api import LocalBotApi
 
     server = LocalBotApi(host=HOST, port=0, latency=latency)
     await server.start()
     try:
         crowd = Crowd(server, mode, workers, latency)
-        conn.send(("ready", {"token": server.token, "base_url": server.base_url,
-                             "base_file_url": server.base_file_url}))
+        conn.send(
+            (
+                "ready",
+                {
+                    "token": server.token,
+                    "base_url": server.base_url,
+                    "base_file_url": server.base_file_url,
+                },
+            )
+        )
         if (await _receive(conn, 120))[0] != "go":
             return
         meter = CpuMeter(bot_pid)
@@ -313,8 +330,12 @@ async def _serve(conn, mode: str, workers: int, warmup: float, seconds: float,
             await asyncio.sleep(0.05)
         figures = crowd.figures(first["wall"], last["wall"])
         figures["cpu"] = meter.between(first, last)
-        figures.update(sent=crowd.sent, unexpected=crowd.unexpected, stalls=crowd.stalls,
-                       unanswered_at_end=crowd.waiting())
+        figures.update(
+            sent=crowd.sent,
+            unexpected=crowd.unexpected,
+            stalls=crowd.stalls,
+            unanswered_at_end=crowd.waiting(),
+        )
         conn.send(("result", figures))
         await _receive(conn, 120)  # "stop", once the bot has shut down
     finally:
@@ -360,16 +381,20 @@ class EchoBot:
             await update.message.reply_text(update.message.text)
 
         self.application = (
-            Application.builder().token(endpoints["token"]).base_url(endpoints["base_url"])
-            .base_file_url(endpoints["base_file_url"]).build()
+            Application.builder()
+            .token(endpoints["token"])
+            .base_url(endpoints["base_url"])
+            .base_file_url(endpoints["base_file_url"])
+            .build()
         )
         self.application.add_handler(MessageHandler(filters.TEXT, echo))
 
     async def start(self) -> None:
         await self.application.initialize()
         await self.application.start()
-        await self.application.updater.start_polling(poll_interval=0,
-                                                     timeout=dtm.timedelta(seconds=1))
+        await self.application.updater.start_polling(
+            poll_interval=0, timeout=dtm.timedelta(seconds=1)
+        )
 
     async def stop(self) -> None:
         if self.application.updater.running:
@@ -427,10 +452,13 @@ class PoolMeter:
             return {}
         (t0, h0, c0, s0), (t1, h1, c1, s1) = self._marks[0], self._marks[-1]
         checkouts = c1 - c0
-        return {"connections_in_use_avg": (h1 - h0) / (t1 - t0),
-                "connections_max": self.capacity, "checkouts": checkouts,
-                "held_ms_per_checkout": 1000 * (h1 - h0) / checkouts if checkouts else 0.0,
-                "statements": s1 - s0}
+        return {
+            "connections_in_use_avg": (h1 - h0) / (t1 - t0),
+            "connections_max": self.capacity,
+            "checkouts": checkouts,
+            "held_ms_per_checkout": 1000 * (h1 - h0) / checkouts if checkouts else 0.0,
+            "statements": s1 - s0,
+        }
 
 
 class StageTimer:
@@ -476,10 +504,15 @@ class StageTimer:
         return timed
 
     def figures(self) -> dict:
-        return {label: {"calls": started, "finished": finished,
-                        "mean_ms": 1000 * seconds / finished if finished else None,
-                        "what": what}
-                for label, (started, finished, seconds, what) in self.totals.items()}
+        return {
+            label: {
+                "calls": started,
+                "finished": finished,
+                "mean_ms": 1000 * seconds / finished if finished else None,
+                "what": what,
+            }
+            for label, (started, finished, seconds, what) in self.totals.items()
+        }
 
 
 class HotlineBot:
@@ -490,9 +523,12 @@ class HotlineBot:
         from bot.settings import Settings, load_settings
 
         settings = load_settings(
-            Settings, telegram_bot_token=endpoints["token"],
-            telegram_api_base_url=endpoints["base_url"], database_url=database_url,
-            max_sends_per_second=100_000, flood_messages=1_000_000,
+            Settings,
+            telegram_bot_token=endpoints["token"],
+            telegram_api_base_url=endpoints["base_url"],
+            database_url=database_url,
+            max_sends_per_second=100_000,
+            flood_messages=1_000_000,
         )
         self.hotline = Hotline(settings, poll_timeout=1, retry_delay=0.1)
         self.pool = PoolMeter(self.hotline.database)
@@ -521,14 +557,26 @@ async def measure(name: str, make_bot, args, profiler: cProfile.Profile | None) 
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
     process = context.Process(
-        target=serve, name=f"bench-server-{name}", daemon=True,
-        args=(theirs, "hotline" if name == "hotline" else "echo", args.workers, args.warmup,
-              args.seconds, os.getpid(), args.latency_ms / 1000),
+        target=serve,
+        name=f"bench-server-{name}",
+        daemon=True,
+        args=(
+            theirs,
+            "hotline" if name == "hotline" else "echo",
+            args.workers,
+            args.warmup,
+            args.seconds,
+            os.getpid(),
+            args.latency_ms / 1000,
+        ),
     )
     busy_before = await machine_busy_now()
     if busy_before > BUSY_WARNING_PCT:
-        print(f"warning: the machine was {busy_before:.0f}% busy before the {name} phase "
-              "(someone else's work): its figures will be low", file=sys.stderr)
+        print(
+            f"warning: the machine was {busy_before:.0f}% busy before the {name} phase "
+            "(someone else's work): its figures will be low",
+            file=sys.stderr,
+        )
     process.start()
     errors = ErrorCounter()
     logging.getLogger().addHandler(errors)
@@ -603,8 +651,10 @@ async def hotline_database(url: str | None):
         finally:
             await admin.close()
     except (TimeoutError, OSError, asyncpg.PostgresError) as error:
-        raise SystemExit(f"could not create the scratch database {scratch} on "
-                         f"{given.host}:{given.port or 5432}: {error}") from None
+        raise SystemExit(
+            f"could not create the scratch database {scratch} on "
+            f"{given.host}:{given.port or 5432}: {error}"
+        ) from None
     bench_url = given.set(database=scratch).render_as_string(hide_password=False)
     try:
         engine = create_engine(bench_url)
@@ -632,10 +682,15 @@ async def database_counts(url: str) -> dict:
     try:
         async with engine.connect() as connection:
             tickets = (await connection.execute(select(func.count()).select_from(Ticket))).scalar()
-            rows = (await connection.execute(
-                select(InboxUpdate.status, func.count()).group_by(InboxUpdate.status))).all()
-        return {"tickets_in_database": tickets,
-                "inbox_rows": {str(status): count for status, count in rows}}
+            rows = (
+                await connection.execute(
+                    select(InboxUpdate.status, func.count()).group_by(InboxUpdate.status)
+                )
+            ).all()
+        return {
+            "tickets_in_database": tickets,
+            "inbox_rows": {str(status): count for status, count in rows},
+        }
     finally:
         await engine.dispose()
 
@@ -650,13 +705,15 @@ def print_profile(profiler: cProfile.Profile, hotline: dict, top: int = 25) -> N
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(order).print_stats(top)
         text = out.getvalue()
-        body = text[text.index("   ncalls"):] if "   ncalls" in text else text
+        body = text[text.index("   ncalls") :] if "   ncalls" in text else text
         print(f"--- hotline profile (event-loop thread, measured window): top {top} by {order} ---")
         print(body.rstrip())
         print()
-    print("(SQLAlchemy's asyncio layer switches greenlets, which cProfile's call stack does not\n"
-          " follow: cumulative times of code that awaits the database are inflated (n/m calls\n"
-          " show it); own times (tottime) and the summary by package below are sound.)\n")
+    print(
+        "(SQLAlchemy's asyncio layer switches greenlets, which cProfile's call stack does not\n"
+        " follow: cumulative times of code that awaits the database are inflated (n/m calls\n"
+        " show it); own times (tottime) and the summary by package below are sound.)\n"
+    )
     print("--- hotline profile: own time by package, top 15 ---")
     by_package = _own_time_by_package(profiler)
     total = sum(by_package.values()) or 1.0
@@ -668,13 +725,20 @@ def print_profile(profiler: cProfile.Profile, hotline: dict, top: int = 25) -> N
     if stages:
         print("--- where a hotline update's time goes (wall time, waiting included) ---")
         for name, stage in stages.items():
-            mean = (f"{stage['mean_ms']:8.1f} ms per call" if stage["mean_ms"] is not None
-                    else "     (none ended)")
-            print(f"  {name:<26} {mean}  {stage['calls'] / updates:5.2f} calls per update"
-                  f"   {stage['what']}")
+            mean = (
+                f"{stage['mean_ms']:8.1f} ms per call"
+                if stage["mean_ms"] is not None
+                else "     (none ended)"
+            )
+            print(
+                f"  {name:<26} {mean}  {stage['calls'] / updates:5.2f} calls per update"
+                f"   {stage['what']}"
+            )
         print()
-    print(f"(raw profile: {RESULTS / 'hotline.prof'}; threads other than the event loop's, "
-          "e.g. aiosqlite's, are not in it: see the bot CPU column)\n")
+    print(
+        f"(raw profile: {RESULTS / 'hotline.prof'}; threads other than the event loop's, "
+        "e.g. aiosqlite's, are not in it: see the bot CPU column)\n"
+    )
 
 
 def _own_time_by_package(profiler: cProfile.Profile) -> dict[str, float]:
@@ -685,7 +749,7 @@ def _own_time_by_package(profiler: cProfile.Profile) -> dict[str, float]:
         if "site-packages/" in path:
             key = path.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
         elif path.startswith(str(REPO).replace("\\", "/") + "/"):
-            key = "hotline: " + path[len(str(REPO)) + 1:].split("/", 1)[0] + "/"
+            key = "hotline: " + path[len(str(REPO)) + 1 :].split("/", 1)[0] + "/"
         elif filename == "~":
             key = "built-in: " + function.strip("<>").removeprefix("method ")[:40]
         elif "importlib" in path:
@@ -699,57 +763,87 @@ def _own_time_by_package(profiler: cProfile.Profile) -> dict[str, float]:
 def print_report(config: dict, echo: dict, hotline: dict) -> None:
     def row(name: str, f: dict) -> str:
         cpu = f.get("cpu", {})
-        bot_cpu = (f"{cpu.get('bot_main_thread_pct', 0):.0f}%+"
-                   f"{cpu.get('bot_other_threads_pct', 0):.0f}%")
-        return (f"{name:<9} {f['updates']:>8} {f['updates_per_second']:>10.1f} "
-                f"{f['p50_ms']:>8.1f} {f['p95_ms']:>8.1f} {f['p99_ms']:>8.1f} {f['max_ms']:>8.1f}"
-                f"  {bot_cpu:>9} {cpu.get('server_process_pct', 0):>6.0f}%"
-                f" {cpu.get('machine_busy_pct', 0):>7.0f}%")
+        bot_cpu = (
+            f"{cpu.get('bot_main_thread_pct', 0):.0f}%+{cpu.get('bot_other_threads_pct', 0):.0f}%"
+        )
+        return (
+            f"{name:<9} {f['updates']:>8} {f['updates_per_second']:>10.1f} "
+            f"{f['p50_ms']:>8.1f} {f['p95_ms']:>8.1f} {f['p99_ms']:>8.1f} {f['max_ms']:>8.1f}"
+            f"  {bot_cpu:>9} {cpu.get('server_process_pct', 0):>6.0f}%"
+            f" {cpu.get('machine_busy_pct', 0):>7.0f}%"
+        )
 
-    print(f"throughput: {config['workers']} workers, {config['warmup']:g} s warm-up, "
-          f"{config['seconds']:g} s measured; hotline database: {config['database']}"
-          + ("; hotline under cProfile (slowed by it)" if config["profile"] else ""))
+    print(
+        f"throughput: {config['workers']} workers, {config['warmup']:g} s warm-up, "
+        f"{config['seconds']:g} s measured; hotline database: {config['database']}"
+        + ("; hotline under cProfile (slowed by it)" if config["profile"] else "")
+    )
     changed = config.get("uncommitted_changes") or []
-    print(f"code: commit {config.get('commit')}"
-          + (f" + uncommitted changes to {', '.join(changed[:6])}"
-             + (f" and {len(changed) - 6} more" if len(changed) > 6 else "") if changed else ""))
-    print(f"{'':<9} {'updates':>8} {'updates/s':>10} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-          f"{'max ms':>8}  {'bot CPU':>9} {'server':>7} {'machine':>8}")
+    print(
+        f"code: commit {config.get('commit')}"
+        + (
+            f" + uncommitted changes to {', '.join(changed[:6])}"
+            + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
+            if changed
+            else ""
+        )
+    )
+    print(
+        f"{'':<9} {'updates':>8} {'updates/s':>10} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+        f"{'max ms':>8}  {'bot CPU':>9} {'server':>7} {'machine':>8}"
+    )
     print(row("echo bot", echo))
     print(row("hotline", hotline))
-    print("bot CPU: the bot process's event-loop thread + its other threads (100% = one core);"
-          " server: the local\nBot API and workers' process; machine: all "
-          f"{echo.get('cpu', {}).get('cores', '?')} cores busy (PostgreSQL included); "
-          f"busy before each phase: echo {echo['machine_busy_before_pct']:.0f}%, "
-          f"hotline {hotline['machine_busy_before_pct']:.0f}%")
+    print(
+        "bot CPU: the bot process's event-loop thread + its other threads (100% = one core);"
+        " server: the local\nBot API and workers' process; machine: all "
+        f"{echo.get('cpu', {}).get('cores', '?')} cores busy (PostgreSQL included); "
+        f"busy before each phase: echo {echo['machine_busy_before_pct']:.0f}%, "
+        f"hotline {hotline['machine_busy_before_pct']:.0f}%"
+    )
     database = hotline.get("database") or {}
     if database:
         updates = max(hotline["updates"], 1)
-        print(f"hotline database: {database['connections_in_use_avg']:.2f} connections in use on "
-              f"average (pool max {database['connections_max']}), "
-              f"{database['held_ms_per_checkout']:.1f} ms per checkout, "
-              f"{database['checkouts'] / updates:.1f} checkouts and "
-              f"{database['statements'] / updates:.1f} SQL statements per update")
-    print(f"hotline: {hotline['tickets']} complaints filed in the window "
-          f"({hotline['tickets'] / max(hotline['seconds'], 1e-9):.1f}/s), "
-          f"{hotline.get('tickets_in_database', '?')} tickets in the database")
+        print(
+            f"hotline database: {database['connections_in_use_avg']:.2f} connections in use on "
+            f"average (pool max {database['connections_max']}), "
+            f"{database['held_ms_per_checkout']:.1f} ms per checkout, "
+            f"{database['checkouts'] / updates:.1f} checkouts and "
+            f"{database['statements'] / updates:.1f} SQL statements per update"
+        )
+    print(
+        f"hotline: {hotline['tickets']} complaints filed in the window "
+        f"({hotline['tickets'] / max(hotline['seconds'], 1e-9):.1f}/s), "
+        f"{hotline.get('tickets_in_database', '?')} tickets in the database"
+    )
     print(f"anomalies: echo bot {_anomalies(echo)}; hotline {_anomalies(hotline)}")
     for name, figures in (("echo bot", echo), ("hotline", hotline)):
         if figures.get("first_error"):
             print(f"first error the {name} logged: {figures['first_error']}")
-    ratio = hotline["updates_per_second"] / echo["updates_per_second"] \
-        if echo["updates_per_second"] else 0.0
-    print(f"echo bot:  {echo['updates_per_second']:.1f} updates/s  p50 {echo['p50_ms']:.1f} ms  "
-          f"p95 {echo['p95_ms']:.1f} ms")
-    print(f"hotline:   {hotline['updates_per_second']:.1f} updates/s  p50 {hotline['p50_ms']:.1f} "
-          f"ms  p95 {hotline['p95_ms']:.1f} ms")
-    print(f"ratio hotline/echo: {ratio:.2f}   (target >= {TARGET_RATIO})   hotline p95 "
-          f"{hotline['p95_ms']:.1f} ms (target <= {TARGET_P95_MS:g} ms)")
+    ratio = (
+        hotline["updates_per_second"] / echo["updates_per_second"]
+        if echo["updates_per_second"]
+        else 0.0
+    )
+    print(
+        f"echo bot:  {echo['updates_per_second']:.1f} updates/s  p50 {echo['p50_ms']:.1f} ms  "
+        f"p95 {echo['p95_ms']:.1f} ms"
+    )
+    print(
+        f"hotline:   {hotline['updates_per_second']:.1f} updates/s  p50 {hotline['p50_ms']:.1f} "
+        f"ms  p95 {hotline['p95_ms']:.1f} ms"
+    )
+    print(
+        f"ratio hotline/echo: {ratio:.2f}   (target >= {TARGET_RATIO})   hotline p95 "
+        f"{hotline['p95_ms']:.1f} ms (target <= {TARGET_P95_MS:g} ms)"
+    )
 
 
 def _anomalies(f: dict) -> str:
-    return (f"{f['unexpected']} unexpected replies, {f['stalls']} stalls, "
-            f"{f['unanswered_at_end']} unanswered at the end, {f['errors_logged']} errors logged")
+    return (
+        f"{f['unexpected']} unexpected replies, {f['stalls']} stalls, "
+        f"{f['unanswered_at_end']} unanswered at the end, {f['errors_logged']} errors logged"
+    )
 
 
 def source_version() -> dict:
@@ -758,15 +852,21 @@ def source_version() -> dict:
 
     def git(*command: str) -> str:
         try:
-            return subprocess.run(["git", *command], cwd=REPO, capture_output=True, text=True,
-                                  check=False, timeout=10).stdout
+            return subprocess.run(
+                ["git", *command], cwd=REPO, capture_output=True, text=True, check=False, timeout=10
+            ).stdout
         except (OSError, subprocess.SubprocessError):
             return ""
 
-    changed = [line[3:] for line in git("status", "--porcelain").splitlines()
-               if line[3:] and not line[3:].startswith("bench/")]
-    return {"commit": git("rev-parse", "--short", "HEAD").strip() or None,
-            "uncommitted_changes": changed}
+    changed = [
+        line[3:]
+        for line in git("status", "--porcelain").splitlines()
+        if line[3:] and not line[3:].startswith("bench/")
+    ]
+    return {
+        "commit": git("rev-parse", "--short", "HEAD").strip() or None,
+        "uncommitted_changes": changed,
+    }
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -774,9 +874,17 @@ def source_version() -> dict:
 
 async def run(args) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    config = {"workers": args.workers, "seconds": args.seconds, "warmup": args.warmup, "latency_ms": args.latency_ms,
-              "profile": args.profile, "database": None, "python": sys.version.split()[0],
-              "cpus": os.cpu_count(), **source_version()}
+    config = {
+        "workers": args.workers,
+        "seconds": args.seconds,
+        "warmup": args.warmup,
+        "latency_ms": args.latency_ms,
+        "profile": args.profile,
+        "database": None,
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        **source_version(),
+    }
     echo = hotline = None
     if args.only in (None, "echo"):
         echo = await measure("echo", EchoBot, args, None)
@@ -785,54 +893,91 @@ async def run(args) -> int:
         async with hotline_database(args.database) as (url, description):
             config["database"] = description
             hotline = await measure(
-                "hotline", lambda endpoints: HotlineBot(endpoints, url, stages=args.profile),
-                args, profiler)
+                "hotline",
+                lambda endpoints: HotlineBot(endpoints, url, stages=args.profile),
+                args,
+                profiler,
+            )
             hotline.update(await database_counts(url))
     if profiler is not None and hotline is not None:
         print_profile(profiler, hotline)
     if echo is None or hotline is None:  # a look at one bot alone, e.g. to check the harness
         for name, figures in (("echo bot", echo), ("hotline", hotline)):
             if figures is not None:
-                print(f"{name + ':':<10} {figures['updates_per_second']:.1f} updates/s  "
-                      f"p50 {figures['p50_ms']:.1f} ms  p95 {figures['p95_ms']:.1f} ms  "
-                      f"cpu {json.dumps(figures['cpu'])}  anomalies: {_anomalies(figures)}")
+                print(
+                    f"{name + ':':<10} {figures['updates_per_second']:.1f} updates/s  "
+                    f"p50 {figures['p50_ms']:.1f} ms  p95 {figures['p95_ms']:.1f} ms  "
+                    f"cpu {json.dumps(figures['cpu'])}  anomalies: {_anomalies(figures)}"
+                )
         return 0
     print_report(config, echo, hotline)
-    ratio = hotline["updates_per_second"] / echo["updates_per_second"] \
-        if echo["updates_per_second"] else 0.0
+    ratio = (
+        hotline["updates_per_second"] / echo["updates_per_second"]
+        if echo["updates_per_second"]
+        else 0.0
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     report = {
         "when": dtm.datetime.now(dtm.UTC).isoformat(timespec="seconds"),
-        "config": config, "echo": echo, "hotline": hotline, "ratio": ratio,
-        "targets": {"ratio_min": TARGET_RATIO, "hotline_p95_ms_max": TARGET_P95_MS,
-                    "ratio_met": ratio >= TARGET_RATIO,
-                    "p95_met": hotline["p95_ms"] <= TARGET_P95_MS},
+        "config": config,
+        "echo": echo,
+        "hotline": hotline,
+        "ratio": ratio,
+        "targets": {
+            "ratio_min": TARGET_RATIO,
+            "hotline_p95_ms_max": TARGET_P95_MS,
+            "ratio_met": ratio >= TARGET_RATIO,
+            "p95_met": hotline["p95_ms"] <= TARGET_P95_MS,
+        },
     }
-    (RESULTS / "throughput.json").write_text(json.dumps(report, indent=2, ensure_ascii=False)
-                                             + "\n", encoding="utf-8")
+    (RESULTS / "throughput.json").write_text(
+        json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workers", type=int, default=100,
-                        help="simulated workers chatting at once (default 100)")
-    parser.add_argument("--seconds", type=float, default=20.0,
-                        help="length of the measured window per bot (default 20)")
-    parser.add_argument("--warmup", type=float, default=3.0,
-                        help="seconds of traffic before the window, not measured (default 3)")
-    parser.add_argument("--database", default=None,
-                        help="hotline database: default a SQLite file in a temp dir; a "
-                             "postgresql+asyncpg://USER@HOST:PORT/DB URL runs on a scratch "
-                             "database created on that server and dropped afterwards")
-    parser.add_argument("--profile", action="store_true",
-                        help="run the hotline's measured window under cProfile and print the "
-                             "top 25 functions")
-    parser.add_argument("--latency-ms", type=float, default=0.0,
-                        help="delay the server adds to every API call, as the round trip to "
-                             "Telegram's servers would (default 0: loopback)")
-    parser.add_argument("--only", choices=("echo", "hotline"), default=None,
-                        help="measure one bot only (to check the harness); no ratio, no JSON")
+    parser.add_argument(
+        "--workers", type=int, default=100, help="simulated workers chatting at once (default 100)"
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=20.0,
+        help="length of the measured window per bot (default 20)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=3.0,
+        help="seconds of traffic before the window, not measured (default 3)",
+    )
+    parser.add_argument(
+        "--database",
+        default=None,
+        help="hotline database: default a SQLite file in a temp dir; a "
+        "postgresql+asyncpg://USER@HOST:PORT/DB URL runs on a scratch "
+        "database created on that server and dropped afterwards",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="run the hotline's measured window under cProfile and print the top 25 functions",
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="delay the server adds to every API call, as the round trip to "
+        "Telegram's servers would (default 0: loopback)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("echo", "hotline"),
+        default=None,
+        help="measure one bot only (to check the harness); no ratio, no JSON",
+    )
     args = parser.parse_args(argv)
     if args.workers < 1 or args.seconds <= 0 or args.warmup < 0:
         parser.error("--workers must be >= 1, --seconds > 0, --warmup >= 0")

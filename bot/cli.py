@@ -16,9 +16,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hotline", description="The migrant worker hotline.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the bot against Telegram (settings from the environment)")
-    demo = commands.add_parser("demo", help="chat with the bot in this terminal, no Telegram needed")
-    demo.add_argument("--database", default=None,
-                      help="DATABASE_URL for the demo (default: sqlite file hotline-demo.db)")
+    demo = commands.add_parser(
+        "demo", help="chat with the bot in this terminal, no Telegram needed"
+    )
+    demo.add_argument(
+        "--database",
+        default=None,
+        help="DATABASE_URL for the demo (default: sqlite file hotline-demo.db)",
+    )
     db = commands.add_parser("db", help="the database schema")
     db.add_argument("action", choices=["upgrade"], help="apply the migrations")
     staff = commands.add_parser("staff", help="the staff registry (who may act on tickets)")
@@ -26,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     add = staff_actions.add_parser("add", help="register a staff member, or change one")
     add.add_argument("telegram_user_id", type=_telegram_user_id, metavar="TELEGRAM_USER_ID")
     add.add_argument("--role", required=True, choices=[r.value for r in StaffRole])
-    add.add_argument("--alias", required=True, type=_alias,
-                     help='the name workers see, e.g. "Counsellor Li"')
+    add.add_argument(
+        "--alias", required=True, type=_alias, help='the name workers see, e.g. "Counsellor Li"'
+    )
     staff_actions.add_parser("list", help="list the registered staff")
     remove = staff_actions.add_parser("remove", help="remove a staff member")
     remove.add_argument("telegram_user_id", type=_telegram_user_id, metavar="TELEGRAM_USER_ID")
@@ -113,23 +119,33 @@ def _staff(args: argparse.Namespace) -> int:
             if engine.dialect.name == "sqlite":
                 await upgrade(engine)
             elif not await is_current(engine):
-                raise SettingsError("The database is not at the newest schema: run `hotline db upgrade` first.")
+                raise SettingsError(
+                    "The database is not at the newest schema: run `hotline db upgrade` first."
+                )
             async with session_factory(engine)() as session, session.begin():
                 if args.action == "add":
                     member, is_new = await registry.register_staff(
-                        session, channel="telegram", external_id=args.telegram_user_id,
-                        role=args.role, alias=args.alias)
+                        session,
+                        channel="telegram",
+                        external_id=args.telegram_user_id,
+                        role=args.role,
+                        alias=args.alias,
+                    )
                     verb = "Added" if is_new else "Updated"
-                    print(f"{verb} {member.alias} ({member.role}), Telegram user {member.external_id}.")
+                    who = f"{member.alias} ({member.role})"
+                    print(f"{verb} {who}, Telegram user {member.external_id}.")
                 elif args.action == "list":
                     members = await registry.all_staff(session, channel="telegram")
                     for member in members:
                         print(f"{member.external_id:>12}  {member.role:<12} {member.alias}")
                     print(f"{len(members)} staff member(s).")
                 elif not await registry.remove_staff(
-                        session, channel="telegram", external_id=args.telegram_user_id):
-                    print(f"hotline: no staff member has Telegram user id {args.telegram_user_id}.",
-                          file=sys.stderr)
+                    session, channel="telegram", external_id=args.telegram_user_id
+                ):
+                    print(
+                        f"hotline: no staff member has Telegram user id {args.telegram_user_id}.",
+                        file=sys.stderr,
+                    )
                     return 1
                 else:
                     print(f"Removed Telegram user {args.telegram_user_id} from the staff.")

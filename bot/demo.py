@@ -48,8 +48,13 @@ async def run_demo(*, database_url: str | None = None) -> int:
         await hotline.start()
         try:
             async with hotline.sessions() as session, session.begin():
-                await register_staff(session, channel="telegram", external_id=str(COUNSELLOR_ID),
-                                     role="counsellor", alias="Counsellor Li")
+                await register_staff(
+                    session,
+                    channel="telegram",
+                    external_id=str(COUNSELLOR_ID),
+                    role="counsellor",
+                    alias="Counsellor Li",
+                )
             desk = _Desk(server.user(COUNSELLOR_ID, "Li"), forum)
             worker = server.user(WORKER_ID, "Demo Worker", language_code="zh-hans")
             print(HELP)
@@ -62,8 +67,11 @@ async def run_demo(*, database_url: str | None = None) -> int:
                 line = line.strip()
                 if line == ":staff":
                     desk.active = not desk.active
-                    print("  (you are now " + ("Counsellor Li in the staff group" if desk.active
-                                               else "the worker") + ")")
+                    print(
+                        "  (you are now "
+                        + ("Counsellor Li in the staff group" if desk.active else "the worker")
+                        + ")"
+                    )
                     continue
                 acted = desk.act(line) if desk.active else _act(worker, line)
                 if acted:
@@ -99,7 +107,7 @@ class _Desk:
         return True
 
     def new_messages(self) -> list[BotMessage]:
-        fresh = self.forum.messages[self.seen:]
+        fresh = self.forum.messages[self.seen :]
         self.seen = len(self.forum.messages)
         return fresh
 
@@ -120,8 +128,12 @@ def _act(worker, line: str) -> bool:
     """Sends what the line says; False when there was nothing to send."""
     if not line:
         return False
-    actions = {":photo": worker.send_photo, ":document": worker.send_document,
-               ":voice": worker.send_voice, ":sticker": worker.send_sticker}
+    actions = {
+        ":photo": worker.send_photo,
+        ":document": worker.send_document,
+        ":voice": worker.send_voice,
+        ":sticker": worker.send_sticker,
+    }
     if line in actions:
         actions[line]()
     elif line.startswith(":press"):

@@ -24,8 +24,13 @@ log = logging.getLogger(__name__)
 
 
 class StaffDesk:
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], catalog: Catalog,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        catalog: Catalog,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.sessions = sessions
         self.catalog = catalog
         self.clock = clock
@@ -37,8 +42,12 @@ class StaffDesk:
                 await from_staff(turn)
                 if receipt is not None:
                     await inbox.mark_handled(
-                        session, row_id=receipt, replies=[r.to_dict() for r in turn.replies],
-                        outgoing=[o.to_dict() for o in turn.outgoing], now=turn.now)
+                        session,
+                        row_id=receipt,
+                        replies=[r.to_dict() for r in turn.replies],
+                        outgoing=[o.to_dict() for o in turn.outgoing],
+                        now=turn.now,
+                    )
         except Exception:
             log.exception("staff update failed (from %s)", inbound.person_id)
             if receipt is not None:
@@ -56,6 +65,13 @@ class StaffDesk:
         elif inbound.thread_id is not None:
             ticket = await ticket_by_topic(session, topic_id=inbound.thread_id)
         worker = await session.get(Person, ticket.person_id) if ticket else None
-        return StaffTurn(inbound=inbound, staff=staff, ticket=ticket, worker=worker,
-                         session=session, catalog=self.catalog, t=staff_texts(self.catalog),
-                         now=self.clock())
+        return StaffTurn(
+            inbound=inbound,
+            staff=staff,
+            ticket=ticket,
+            worker=worker,
+            session=session,
+            catalog=self.catalog,
+            t=staff_texts(self.catalog),
+            now=self.clock(),
+        )

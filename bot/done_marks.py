@@ -38,7 +38,9 @@ class DoneMarks:
                 async with self.sessions() as session, session.begin():
                     await inbox.mark_done(session, row_ids=batch)
             except Exception:
-                log.exception("could not mark %d inbox row(s) done; they will be re-sent", len(batch))
+                log.exception(
+                    "could not mark %d inbox row(s) done; they will be re-sent", len(batch)
+                )
                 return
 
     async def _flush_soon(self) -> None:

@@ -57,8 +57,14 @@ class State:
         if saved is None:
             return cls("menu", "main") if person.language else cls("language", "choose")
         data = saved.data
-        return cls(saved.flow, saved.step, data.get("answers", {}), list(saved.history),
-                   bool(data.get("editing")), data.get("drafts", {}))
+        return cls(
+            saved.flow,
+            saved.step,
+            data.get("answers", {}),
+            list(saved.history),
+            bool(data.get("editing")),
+            data.get("drafts", {}),
+        )
 
     def data(self) -> dict[str, Any]:
         return {"answers": self.answers, "editing": self.editing, "drafts": self.drafts}
@@ -66,8 +72,13 @@ class State:
 
 class Engine:
     def __init__(
-        self, *, sessions: async_sessionmaker[AsyncSession], catalog: Catalog,
-        flows: dict[str, Flow], flood: FloodGate, clock: Callable[[], datetime] = utcnow,
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        catalog: Catalog,
+        flows: dict[str, Flow],
+        flood: FloodGate,
+        clock: Callable[[], datetime] = utcnow,
         buttons: dict[str, Callable[[Turn], Awaitable[None]]] | None = None,
         desk: StaffDesk | None = None,
         on_crisis: Callable[[Turn, list[str]], Awaitable[None]] | None = None,
@@ -97,20 +108,31 @@ class Engine:
                 await self._route(turn, state)
                 if turn.person.forgotten_at is None:
                     await conversations.save_conversation(
-                        session, person_id=turn.person.id, is_new=saved is None,
-                        flow=state.flow, step=state.step, data=state.data(),
-                        history=state.history, now=turn.now,
+                        session,
+                        person_id=turn.person.id,
+                        is_new=saved is None,
+                        flow=state.flow,
+                        step=state.step,
+                        data=state.data(),
+                        history=state.history,
+                        now=turn.now,
                     )
                 replies = turn.replies
                 if flood is not Flood.CALM:
                     self._owed.add(key)
-                    replies = [Reply(str(turn.t("common.slow_down")))] if flood is Flood.STARTED else []
+                    replies = (
+                        [Reply(str(turn.t("common.slow_down")))] if flood is Flood.STARTED else []
+                    )
                 else:
                     self._owed.discard(key)
                 if receipt is not None:
                     await inbox.mark_handled(
-                        session, row_id=receipt, replies=[r.to_dict() for r in replies],
-                        outgoing=[o.to_dict() for o in turn.outgoing], now=turn.now)
+                        session,
+                        row_id=receipt,
+                        replies=[r.to_dict() for r in replies],
+                        outgoing=[o.to_dict() for o in turn.outgoing],
+                        now=turn.now,
+                    )
         except Exception:
             log.exception("turn failed for %s:%s", inbound.channel, inbound.person_id)
             return await self._failed(inbound, receipt)
@@ -141,9 +163,16 @@ class Engine:
         people.note_names(person, display_name=inbound.display_name, username=inbound.username)
         state = State.of(saved, person)
         language = person.language or self.catalog.language_for_hint(inbound.language_hint)
-        turn = Turn(person=person, inbound=inbound, data=state.answers, session=session,
-                    catalog=self.catalog, t=self.catalog.translator(language), now=self.clock(),
-                    editing=state.editing)
+        turn = Turn(
+            person=person,
+            inbound=inbound,
+            data=state.answers,
+            session=session,
+            catalog=self.catalog,
+            t=self.catalog.translator(language),
+            now=self.clock(),
+            editing=state.editing,
+        )
         return turn, state, saved
 
     async def _failed(self, inbound: Inbound, receipt: int | None) -> TurnResult:
@@ -312,8 +341,12 @@ class Engine:
         if target.done:
             state.drafts.pop(state.flow, None)
         elif leaving.keeps_draft and state.answers and target.flow != state.flow:
-            state.drafts[state.flow] = {"step": state.step, "answers": state.answers,
-                                        "history": state.history, "editing": state.editing}
+            state.drafts[state.flow] = {
+                "step": state.step,
+                "answers": state.answers,
+                "history": state.history,
+                "editing": state.editing,
+            }
         draft = state.drafts.pop(target.flow, None) if target.step is None else None
         state.flow = target.flow
         if draft:

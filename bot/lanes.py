@@ -37,7 +37,9 @@ class Lanes:
         while self._all:
             await asyncio.gather(*list(self._all), return_exceptions=True)
 
-    async def _run(self, previous: asyncio.Task[None] | None, job: Callable[[], Awaitable[None]]) -> None:
+    async def _run(
+        self, previous: asyncio.Task[None] | None, job: Callable[[], Awaitable[None]]
+    ) -> None:
         if previous is not None:
             await asyncio.wait([previous])
         async with self._running:

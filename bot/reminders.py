@@ -18,8 +18,14 @@ from handlers.mediation import notice_in_topic
 
 
 class SlaReminders:
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], catalog: Catalog,
-                 clock: Callable[[], datetime], sla: timedelta) -> None:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        catalog: Catalog,
+        clock: Callable[[], datetime],
+        sla: timedelta,
+    ) -> None:
         self.sessions = sessions
         self.catalog = catalog
         self.clock = clock
@@ -34,15 +40,21 @@ class SlaReminders:
             return outgoing
         async with self.sessions() as session, session.begin():
             waiting = await session.exec(
-                select(Ticket).where(Ticket.status == TicketStatus.NEW,
-                                     col(Ticket.assignee_id).is_(None))
+                select(Ticket).where(
+                    Ticket.status == TicketStatus.NEW, col(Ticket.assignee_id).is_(None)
+                )
             )
             for ticket in waiting.all():
                 since = ticket.reminded_at or ticket.created_at
                 if hours.open_time_between(since, now) < self.sla:
                     continue
                 waited = hours.open_time_between(ticket.created_at, now)
-                notice_in_topic(outgoing, self.catalog, ticket, "sla.reminder",
-                                minutes=int(waited.total_seconds() // 60))
+                notice_in_topic(
+                    outgoing,
+                    self.catalog,
+                    ticket,
+                    "sla.reminder",
+                    minutes=int(waited.total_seconds() // 60),
+                )
                 ticket.reminded_at = now
         return outgoing

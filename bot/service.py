@@ -28,8 +28,12 @@ REMINDER_CHECK_SECONDS = 60
 
 class Hotline:
     def __init__(
-        self, settings: Settings, *, catalog: Catalog | None = None,
-        clock: Callable[[], datetime] = utcnow, poll_timeout: int = 30,
+        self,
+        settings: Settings,
+        *,
+        catalog: Catalog | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        poll_timeout: int = 30,
         retry_delay: float = 0.5,
     ) -> None:
         self.settings = settings
@@ -37,7 +41,10 @@ class Hotline:
         self.database = create_engine(settings.database_url)
         self.sessions = session_factory(self.database)
         self.engine = Engine(
-            sessions=self.sessions, catalog=self.catalog, flows=all_flows(), clock=clock,
+            sessions=self.sessions,
+            catalog=self.catalog,
+            flows=all_flows(),
+            clock=clock,
             flood=FloodGate(max_messages=settings.flood_messages, seconds=settings.flood_seconds),
             buttons=all_buttons(),
             desk=StaffDesk(sessions=self.sessions, catalog=self.catalog, clock=clock),
@@ -45,12 +52,19 @@ class Hotline:
         )
         self.application = build_application(settings)
         self.telegram = TelegramChannel(
-            application=self.application, engine=self.engine, sessions=self.sessions,
-            staff_chat_id=settings.staff_chat_id, poll_timeout=poll_timeout,
+            application=self.application,
+            engine=self.engine,
+            sessions=self.sessions,
+            staff_chat_id=settings.staff_chat_id,
+            poll_timeout=poll_timeout,
             retry_delay=retry_delay,
         )
-        self.reminders = SlaReminders(sessions=self.sessions, catalog=self.catalog, clock=clock,
-                                      sla=timedelta(minutes=settings.sla_minutes))
+        self.reminders = SlaReminders(
+            sessions=self.sessions,
+            catalog=self.catalog,
+            clock=clock,
+            sla=timedelta(minutes=settings.sla_minutes),
+        )
         self._poller: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -66,8 +80,11 @@ class Hotline:
             log.warning("HOTLINE_STAFF_CHAT_ID is not set: tickets get no topics in a staff group")
         else:
             self.application.job_queue.run_repeating(
-                self._remind, interval=REMINDER_CHECK_SECONDS, first=REMINDER_CHECK_SECONDS,
-                name="sla-reminders")
+                self._remind,
+                interval=REMINDER_CHECK_SECONDS,
+                first=REMINDER_CHECK_SECONDS,
+                name="sla-reminders",
+            )
         self._poller = asyncio.create_task(self.telegram.run(), name="telegram-poller")
 
     async def remind_unclaimed(self) -> int:

@@ -83,19 +83,19 @@ class Settings(StorageSettings):
         30,
         ge=1,
         validation_alias="HOTLINE_SLA_MINUTES",
-        description="office-hours minutes a new ticket may wait unclaimed before the group is reminded",
+        description="office-hours minutes a new ticket may wait unclaimed before a reminder",
     )
     max_sends_per_second: float = Field(
         30.0,
         gt=0,
         validation_alias="HOTLINE_MAX_SENDS_PER_SECOND",
-        description="Telegram's overall limit for one bot; raise it only for a local Bot API server",
+        description="Telegram's overall limit for a bot; raise it only for a local Bot API server",
     )
     flood_messages: int = Field(
         12,
         ge=3,
         validation_alias="HOTLINE_FLOOD_MESSAGES",
-        description="messages one person may send within HOTLINE_FLOOD_SECONDS before replies pause",
+        description="messages a person may send within HOTLINE_FLOOD_SECONDS before replies pause",
     )
     flood_seconds: float = Field(
         10.0,

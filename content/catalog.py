@@ -99,7 +99,9 @@ class Catalog:
                 key: self.environment.from_string(text) for key, text in flat.items()
             }
         self._variable_keys = {
-            language: {key for key, text in self._sources[language].items() if self._variables(text)}
+            language: {
+                key for key, text in self._sources[language].items() if self._variables(text)
+            }
             for language in self.languages
         }
         self._translators = {lang: Translator(self, lang) for lang in self.languages}
@@ -136,7 +138,8 @@ class Catalog:
                 theirs = self._variables(self._sources[reference][key])
                 if mine != theirs:
                     problems.append(
-                        f"{language}: text {key!r} uses {sorted(mine)} but {reference} uses {sorted(theirs)}"
+                        f"{language}: text {key!r} uses {sorted(mine)}"
+                        f" but {reference} uses {sorted(theirs)}"
                     )
         for language in self.languages:
             labels = self._sources[language]

@@ -65,7 +65,9 @@ class OfficeHours:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> OfficeHours:
         if not isinstance(data, Mapping):
-            raise ValueError("expected the settings timezone, weekly, holidays and extra_working_days")
+            raise ValueError(
+                "expected the settings timezone, weekly, holidays and extra_working_days"
+            )
         unknown = sorted(set(map(str, data)) - SETTINGS)
         if unknown:
             settings = ", ".join(sorted(SETTINGS))
@@ -88,14 +90,18 @@ class OfficeHours:
     def is_open(self, at: datetime) -> bool:
         moment = _utc(at)
         day = at.astimezone(self.timezone).date()
-        return any(start <= moment < end for start, end in self._openings(day - timedelta(days=1), day))
+        return any(
+            start <= moment < end for start, end in self._openings(day - timedelta(days=1), day)
+        )
 
     def next_opening(self, at: datetime) -> datetime:
         """`at` itself when open, else the start of the next span; ValueError if none within
         SEARCH_DAYS days, which only a schedule that is closed for two months can cause."""
         moment = _utc(at)
         day = at.astimezone(self.timezone).date()
-        for start, end in self._openings(day - timedelta(days=1), day + timedelta(days=SEARCH_DAYS)):
+        for start, end in self._openings(
+            day - timedelta(days=1), day + timedelta(days=SEARCH_DAYS)
+        ):
             if end > moment:
                 return max(start, moment).astimezone(self.timezone)
         raise ValueError(
@@ -174,7 +180,9 @@ def _weekly(weekly: Any) -> list[tuple[Span, ...]]:
     result = []
     for name in WEEKDAYS:
         if name not in days:
-            raise ValueError(f"weekly: {name} is missing; write `{name}: []` if the centre is closed then")
+            raise ValueError(
+                f"weekly: {name} is missing; write `{name}: []` if the centre is closed then"
+            )
         result.append(_day_spans(days[name], name))
     return result
 
@@ -183,7 +191,9 @@ def _day_spans(spans: Any, day: str) -> tuple[Span, ...]:
     if spans is None:  # `sunday:` with nothing after it
         return ()
     if isinstance(spans, str) or not isinstance(spans, Sequence):
-        raise ValueError(f'weekly.{day}: expected a list of spans like ["09:00-12:00", "13:30-17:30"]')
+        raise ValueError(
+            f'weekly.{day}: expected a list of spans like ["09:00-12:00", "13:30-17:30"]'
+        )
     parsed = sorted((_span(text, day) for text in spans), key=lambda span: span.start)
     for before, after in pairwise(parsed):
         if after.start < before.end:
@@ -198,13 +208,22 @@ def _span(text: Any, day: str) -> Span:
         raise ValueError(problem)
     start_hour, start_minute, end_hour, end_minute = map(int, match.groups())
     midnight_end = (end_hour, end_minute) == (24, 0)
-    if start_hour > 23 or (end_hour > 23 and not midnight_end) or max(start_minute, end_minute) > 59:
-        raise ValueError(f"{problem} (hours go from 00 to 23, minutes from 00 to 59; 24:00 may end a span)")
+    if (
+        start_hour > 23
+        or (end_hour > 23 and not midnight_end)
+        or max(start_minute, end_minute) > 59
+    ):
+        raise ValueError(
+            f"{problem} (hours go from 00 to 23, minutes from 00 to 59; 24:00 may end a span)"
+        )
     span = Span(
-        timedelta(hours=start_hour, minutes=start_minute), timedelta(hours=end_hour, minutes=end_minute)
+        timedelta(hours=start_hour, minutes=start_minute),
+        timedelta(hours=end_hour, minutes=end_minute),
     )
     if span.end <= span.start:
-        raise ValueError(f"weekly.{day}: {str(text)!r} ends before it starts; write the opening time first")
+        raise ValueError(
+            f"weekly.{day}: {str(text)!r} ends before it starts; write the opening time first"
+        )
     return span
 
 
@@ -229,5 +248,7 @@ def _dates(values: Any, setting: str) -> frozenset[date]:
         try:
             dates.add(date.fromisoformat(str(value).strip()))
         except ValueError as error:
-            raise ValueError(f"{setting}: {str(value)!r} is not a date like 2026-01-01 ({error})") from None
+            raise ValueError(
+                f"{setting}: {str(value)!r} is not a date like 2026-01-01 ({error})"
+            ) from None
     return frozenset(dates)

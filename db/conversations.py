@@ -26,16 +26,28 @@ _INSERT = insert(Conversation)
 _UPDATE = (
     update(Conversation)
     .where(Conversation.person_id == bindparam("the_person"))
-    .values(flow=bindparam("flow"), step=bindparam("step"), data=bindparam("data"),
-            history=bindparam("history"), updated_at=bindparam("updated_at"))
+    .values(
+        flow=bindparam("flow"),
+        step=bindparam("step"),
+        data=bindparam("data"),
+        history=bindparam("history"),
+        updated_at=bindparam("updated_at"),
+    )
     # No ORM object of this row is kept in the session: skip the ORM's bookkeeping.
     .execution_options(synchronize_session=False)
 )
 
 
 async def save_conversation(
-    session: AsyncSession, *, person_id: int, is_new: bool, flow: str, step: str,
-    data: dict[str, Any], history: list[str], now: datetime,
+    session: AsyncSession,
+    *,
+    person_id: int,
+    is_new: bool,
+    flow: str,
+    step: str,
+    data: dict[str, Any],
+    history: list[str],
+    now: datetime,
 ) -> None:
     values = {"flow": flow, "step": step, "data": data, "history": history, "updated_at": now}
     if is_new:

@@ -17,7 +17,10 @@ from db.models import InboxStatus, InboxUpdate
 
 
 async def store_updates(
-    session: AsyncSession, *, channel: str, updates: Sequence[tuple[int, str, dict[str, Any]]],
+    session: AsyncSession,
+    *,
+    channel: str,
+    updates: Sequence[tuple[int, str, dict[str, Any]]],
     now: datetime,
 ) -> dict[int, int]:
     """Stores (update_id, person_key, payload) rows; returns {update_id: row id} for the ones
@@ -27,11 +30,19 @@ async def store_updates(
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     statement = (
         insert(InboxUpdate)
-        .values([
-            {"channel": channel, "update_id": update_id, "person_key": person_key,
-             "payload": payload, "status": InboxStatus.RECEIVED, "received_at": now}
-            for update_id, person_key, payload in updates
-        ])
+        .values(
+            [
+                {
+                    "channel": channel,
+                    "update_id": update_id,
+                    "person_key": person_key,
+                    "payload": payload,
+                    "status": InboxStatus.RECEIVED,
+                    "received_at": now,
+                }
+                for update_id, person_key, payload in updates
+            ]
+        )
         .on_conflict_do_nothing(index_elements=["channel", "update_id"])
         .returning(InboxUpdate.update_id, InboxUpdate.id)
     )
@@ -42,26 +53,38 @@ async def store_updates(
 _MARK_HANDLED = (
     update(InboxUpdate)
     .where(InboxUpdate.id == bindparam("row_id"))
-    .values(status=InboxStatus.HANDLED, replies=bindparam("replies"),
-            outgoing=bindparam("outgoing"), handled_at=bindparam("now"))
+    .values(
+        status=InboxStatus.HANDLED,
+        replies=bindparam("replies"),
+        outgoing=bindparam("outgoing"),
+        handled_at=bindparam("now"),
+    )
     .execution_options(synchronize_session=False)  # no inbox objects live in the session
 )
 
 
 async def mark_handled(
-    session: AsyncSession, *, row_id: int, replies: list[dict[str, Any]],
-    outgoing: list[dict[str, Any]] | None = None, now: datetime,
+    session: AsyncSession,
+    *,
+    row_id: int,
+    replies: list[dict[str, Any]],
+    outgoing: list[dict[str, Any]] | None = None,
+    now: datetime,
 ) -> None:
     """Stores what the turn will send, with the turn's effects. Prepared once: every turn."""
-    await session.exec(_MARK_HANDLED, params={"row_id": row_id, "replies": replies,
-                                              "outgoing": outgoing or None, "now": now})
+    await session.exec(
+        _MARK_HANDLED,
+        params={"row_id": row_id, "replies": replies, "outgoing": outgoing or None, "now": now},
+    )
 
 
 async def mark_done(
     session: AsyncSession, *, row_ids: Sequence[int], status: str = InboxStatus.DONE
 ) -> None:
     await session.exec(
-        update(InboxUpdate).where(col(InboxUpdate.id).in_(row_ids)).values(status=status)
+        update(InboxUpdate)
+        .where(col(InboxUpdate.id).in_(row_ids))
+        .values(status=status)
         .execution_options(synchronize_session=False)
     )
 

@@ -94,7 +94,9 @@ class Ticket(SQLModel, table=True):
     wage_months: str | None = Field(default=None, max_length=100)
     phone: str | None = Field(default=None, max_length=20)
     share_identity: bool = False
-    topic_id: int | None = Field(default=None, sa_column=Column(BigInteger, index=True))  # staff group
+    topic_id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, index=True)
+    )  # staff group
     assignee_id: int | None = Field(default=None, foreign_key="staff.id")
     urgent: bool = False
     referred_to: str | None = Field(default=None, max_length=32)

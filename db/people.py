@@ -62,8 +62,15 @@ async def forget_person(session: AsyncSession, *, person: Person, now: datetime)
     await session.exec(
         update(Ticket)
         .where(Ticket.person_id == person.id)
-        .values(employer=None, address=None, story=None, phone=None, wage_months=None,
-                share_identity=False, updated_at=now)
+        .values(
+            employer=None,
+            address=None,
+            story=None,
+            phone=None,
+            wage_months=None,
+            share_identity=False,
+            updated_at=now,
+        )
     )
     await session.exec(delete(Conversation).where(Conversation.person_id == person.id))
     # The inbox keeps each update as it came, with what the person typed: those go too,

@@ -18,7 +18,9 @@ def create_engine(database_url: str) -> AsyncEngine:
     if database_url.startswith("sqlite"):
         path = make_url(database_url).database or ":memory:"
         engine = create_async_engine(
-            database_url, pool_size=1, max_overflow=0,
+            database_url,
+            pool_size=1,
+            max_overflow=0,
             async_creator=partial(sqlite_in_loop.connect, path),
         )
         event.listen(engine.sync_engine, "connect", _tune_sqlite)

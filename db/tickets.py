@@ -25,9 +25,7 @@ from db.models import (
 async def next_reference(session: AsyncSession, *, prefix: str, now: datetime) -> str:
     """PREFIX-YEAR-NNNNNN from a per-year counter row; the row lock keeps it unique."""
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    await session.exec(
-        insert(TicketCounter).values(year=now.year, last=0).on_conflict_do_nothing()
-    )
+    await session.exec(insert(TicketCounter).values(year=now.year, last=0).on_conflict_do_nothing())
     result = await session.exec(
         update(TicketCounter)
         .where(TicketCounter.year == now.year)
@@ -38,28 +36,53 @@ async def next_reference(session: AsyncSession, *, prefix: str, now: datetime) -
 
 
 async def open_ticket(
-    session: AsyncSession, *, person_id: int, kind: str, language: str, prefix: str,
-    now: datetime, fields: dict[str, Any], evidence: list[dict[str, Any]], author: str,
+    session: AsyncSession,
+    *,
+    person_id: int,
+    kind: str,
+    language: str,
+    prefix: str,
+    now: datetime,
+    fields: dict[str, Any],
+    evidence: list[dict[str, Any]],
+    author: str,
 ) -> tuple[Ticket, list[TicketMessage]]:
     """Creates the ticket, its evidence messages and its first audit event in one go."""
     ticket = Ticket(
         reference=await next_reference(session, prefix=prefix, now=now),
-        kind=kind, person_id=person_id, language=language, status=TicketStatus.NEW,
-        created_at=now, updated_at=now, **fields,
+        kind=kind,
+        person_id=person_id,
+        language=language,
+        status=TicketStatus.NEW,
+        created_at=now,
+        updated_at=now,
+        **fields,
     )
     session.add(ticket)
     await session.flush()
     messages = [
         TicketMessage(
-            ticket_id=ticket.id, direction=Direction.FROM_WORKER, author=author,
-            text=item.get("caption"), media_kind=item["kind"], media_file_id=item["file_id"],
-            worker_message_id=item.get("message_id"), created_at=now,
+            ticket_id=ticket.id,
+            direction=Direction.FROM_WORKER,
+            author=author,
+            text=item.get("caption"),
+            media_kind=item["kind"],
+            media_file_id=item["file_id"],
+            worker_message_id=item.get("message_id"),
+            created_at=now,
         )
         for item in evidence
     ]
     session.add_all(messages)
-    session.add(TicketEvent(ticket_id=ticket.id, actor=author, from_status=None,
-                            to_status=TicketStatus.NEW, created_at=now))
+    session.add(
+        TicketEvent(
+            ticket_id=ticket.id,
+            actor=author,
+            from_status=None,
+            to_status=TicketStatus.NEW,
+            created_at=now,
+        )
+    )
     await session.flush()
     return ticket, messages
 
@@ -80,12 +103,24 @@ async def ticket_of(session: AsyncSession, *, person_id: int, ticket_id: int) ->
 
 
 async def add_ticket_message(
-    session: AsyncSession, *, ticket: Ticket, direction: str, author: str, now: datetime,
-    text: str | None = None, media_kind: str | None = None, media_file_id: str | None = None,
+    session: AsyncSession,
+    *,
+    ticket: Ticket,
+    direction: str,
+    author: str,
+    now: datetime,
+    text: str | None = None,
+    media_kind: str | None = None,
+    media_file_id: str | None = None,
 ) -> TicketMessage:
     message = TicketMessage(
-        ticket_id=ticket.id, direction=direction, author=author, text=text,
-        media_kind=media_kind, media_file_id=media_file_id, created_at=now,
+        ticket_id=ticket.id,
+        direction=direction,
+        author=author,
+        text=text,
+        media_kind=media_kind,
+        media_file_id=media_file_id,
+        created_at=now,
     )
     session.add(message)
     ticket.updated_at = now
@@ -97,8 +132,15 @@ async def change_status(
     session: AsyncSession, *, ticket: Ticket, to_status: str, actor: str, now: datetime
 ) -> None:
     """Every status change leaves an audit event: who, when, from, to."""
-    session.add(TicketEvent(ticket_id=ticket.id, actor=actor, from_status=ticket.status,
-                            to_status=to_status, created_at=now))
+    session.add(
+        TicketEvent(
+            ticket_id=ticket.id,
+            actor=actor,
+            from_status=ticket.status,
+            to_status=to_status,
+            created_at=now,
+        )
+    )
     ticket.status = to_status
     ticket.updated_at = now
     await session.flush()
@@ -110,8 +152,12 @@ async def message_by_worker_id(
     """The transcript entry of a message in the worker's chat (to keep replies replies)."""
     if worker_message_id is None:
         return None
-    result = await session.exec(select(TicketMessage).where(
-        TicketMessage.ticket_id == ticket_id, TicketMessage.worker_message_id == worker_message_id))
+    result = await session.exec(
+        select(TicketMessage).where(
+            TicketMessage.ticket_id == ticket_id,
+            TicketMessage.worker_message_id == worker_message_id,
+        )
+    )
     return result.first()
 
 
@@ -121,8 +167,11 @@ async def message_by_staff_id(
     """The transcript entry of a message in the ticket's topic."""
     if staff_message_id is None:
         return None
-    result = await session.exec(select(TicketMessage).where(
-        TicketMessage.ticket_id == ticket_id, TicketMessage.staff_message_id == staff_message_id))
+    result = await session.exec(
+        select(TicketMessage).where(
+            TicketMessage.ticket_id == ticket_id, TicketMessage.staff_message_id == staff_message_id
+        )
+    )
     return result.first()
 
 
@@ -141,11 +190,13 @@ async def tickets_to_write_to(
     """The tickets a worker's free message can belong to: the open ones, and those ended
     recently enough to be reopened by it."""
     result = await session.exec(
-        select(Ticket).where(
+        select(Ticket)
+        .where(
             Ticket.person_id == person_id,
             or_(col(Ticket.status).in_(OPEN_STATUSES), col(Ticket.updated_at) >= ended_since),
             Ticket.status != TicketStatus.WITHDRAWN,
-        ).order_by(col(Ticket.id).desc())
+        )
+        .order_by(col(Ticket.id).desc())
     )
     return list(result.all())
 
@@ -153,15 +204,21 @@ async def tickets_to_write_to(
 async def set_topic(session: AsyncSession, *, ticket_id: int, topic_id: int) -> int:
     """Stores the topic unless another process was first; returns the topic to use."""
     await session.exec(
-        update(Ticket).where(Ticket.id == ticket_id, col(Ticket.topic_id).is_(None))
-        .values(topic_id=topic_id).execution_options(synchronize_session=False)
+        update(Ticket)
+        .where(Ticket.id == ticket_id, col(Ticket.topic_id).is_(None))
+        .values(topic_id=topic_id)
+        .execution_options(synchronize_session=False)
     )
     result = await session.exec(select(Ticket.topic_id).where(Ticket.id == ticket_id))
     return result.one()
 
 
 async def record_delivery(
-    session: AsyncSession, *, message_id: int, status: str, worker_message_id: int | None = None,
+    session: AsyncSession,
+    *,
+    message_id: int,
+    status: str,
+    worker_message_id: int | None = None,
     staff_message_id: int | None = None,
 ) -> None:
     values: dict = {"delivery_status": status}
@@ -170,15 +227,20 @@ async def record_delivery(
     if staff_message_id is not None:
         values["staff_message_id"] = staff_message_id
     await session.exec(
-        update(TicketMessage).where(TicketMessage.id == message_id).values(**values)
+        update(TicketMessage)
+        .where(TicketMessage.id == message_id)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
 
 
 async def last_from_worker(session: AsyncSession, *, ticket_id: int) -> datetime | None:
     result = await session.exec(
-        select(TicketMessage.created_at).where(
-            TicketMessage.ticket_id == ticket_id, TicketMessage.direction == Direction.FROM_WORKER)
-        .order_by(col(TicketMessage.id).desc()).limit(1)
+        select(TicketMessage.created_at)
+        .where(
+            TicketMessage.ticket_id == ticket_id, TicketMessage.direction == Direction.FROM_WORKER
+        )
+        .order_by(col(TicketMessage.id).desc())
+        .limit(1)
     )
     return result.first()

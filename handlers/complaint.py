@@ -20,8 +20,18 @@ from handlers.office_hours import say_if_after_hours
 complaint = Flow("complaint", commands=["complaint"], keeps_draft=True)
 
 EVIDENCE_KINDS = {"photo", "document", "voice", "video", "audio", "video_note"}
-CHANGEABLE = ("category", "employer", "district", "address", "story", "amount", "months",
-              "evidence", "phone", "identity")
+CHANGEABLE = (
+    "category",
+    "employer",
+    "district",
+    "address",
+    "story",
+    "amount",
+    "months",
+    "evidence",
+    "phone",
+    "identity",
+)
 PHONE = re.compile(r"^(?:\+?86)?(1[3-9]\d{9})$")
 
 
@@ -39,7 +49,9 @@ def limit(turn: Turn, name: str) -> int:
 
 
 @complaint.step(
-    "consent", expects="choice", when=lambda turn: turn.person.consented_at is None,
+    "consent",
+    expects="choice",
+    when=lambda turn: turn.person.consented_at is None,
     options=lambda turn: [turn.option("agree"), turn.option("decline")],
 )
 async def consent(turn: Turn) -> Outcome:
@@ -52,8 +64,12 @@ async def consent(turn: Turn) -> Outcome:
 
 
 @complaint.step(
-    "category", expects="choice", answered=has("category"),
-    options=lambda turn: [turn.option(c.key, f"categories.{c.key}") for c in turn.catalog.categories],
+    "category",
+    expects="choice",
+    answered=has("category"),
+    options=lambda turn: [
+        turn.option(c.key, f"categories.{c.key}") for c in turn.catalog.categories
+    ],
 )
 async def category(turn: Turn) -> Outcome:
     """Stores the kind of problem and asks for the employer."""
@@ -69,7 +85,9 @@ async def employer(turn: Turn) -> Outcome:
 
 
 @complaint.step(
-    "district", expects="choice", answered=has("district"),
+    "district",
+    expects="choice",
+    answered=has("district"),
     options=lambda turn: [turn.option(d, f"districts.{d}") for d in turn.catalog.districts],
 )
 async def district(turn: Turn) -> Outcome:
@@ -154,7 +172,9 @@ async def phone(turn: Turn) -> Outcome:
 
 
 @complaint.step(
-    "identity", expects="choice", answered=has("identity"),
+    "identity",
+    expects="choice",
+    answered=has("identity"),
     options=lambda turn: [turn.option("share_identity"), turn.option("anonymous")],
 )
 async def identity(turn: Turn) -> Outcome:
@@ -168,7 +188,9 @@ async def ask_review(turn: Turn) -> None:
 
 
 @complaint.step(
-    "review", expects="choice", ask=ask_review,
+    "review",
+    expects="choice",
+    ask=ask_review,
     options=lambda turn: [turn.option("confirm"), turn.option("change")],
 )
 async def review(turn: Turn) -> Outcome:
@@ -176,9 +198,15 @@ async def review(turn: Turn) -> Outcome:
     if turn.choice == "change":
         return "change"
     ticket, evidence = await open_ticket(
-        turn.session, person_id=turn.person.id, kind=TicketKind.COMPLAINT,
-        language=turn.t.language, prefix=turn.catalog.ticket_prefix, now=turn.now,
-        fields=ticket_fields(turn), evidence=turn.data.get("evidence", []), author="worker",
+        turn.session,
+        person_id=turn.person.id,
+        kind=TicketKind.COMPLAINT,
+        language=turn.t.language,
+        prefix=turn.catalog.ticket_prefix,
+        now=turn.now,
+        fields=ticket_fields(turn),
+        evidence=turn.data.get("evidence", []),
+        author="worker",
     )
     post_card(turn.outgoing, turn.catalog, ticket, turn.person, evidence)
     turn.say("complaint.submitted", reference=ticket.reference)
@@ -187,8 +215,11 @@ async def review(turn: Turn) -> Outcome:
 
 
 def change_options(turn: Turn) -> list[Choice]:
-    return [turn.option(field, f"fields.{field}") for field in CHANGEABLE
-            if field not in ("amount", "months") or about_wages(turn)]
+    return [
+        turn.option(field, f"fields.{field}")
+        for field in CHANGEABLE
+        if field not in ("amount", "months") or about_wages(turn)
+    ]
 
 
 @complaint.step("change", expects="choice", options=change_options)
@@ -204,13 +235,23 @@ def _keep_evidence(turn: Turn, *, then: str) -> Outcome:
     if media.kind not in EVIDENCE_KINDS:
         turn.say("complaint.evidence.unsupported")
     elif media.file_size and media.file_size > limit(turn, "evidence_bytes"):
-        turn.say("complaint.evidence.too_big", size_mb=round(media.file_size / 1e6, 1),
-                 limit_mb=limit(turn, "evidence_bytes") // 1_000_000)
+        turn.say(
+            "complaint.evidence.too_big",
+            size_mb=round(media.file_size / 1e6, 1),
+            limit_mb=limit(turn, "evidence_bytes") // 1_000_000,
+        )
     elif len(items) >= limit(turn, "evidence_items"):
         turn.say("complaint.evidence.too_many", limit=limit(turn, "evidence_items"))
     else:
-        items.append({"kind": media.kind, "file_id": media.file_id, "size": media.file_size,
-                      "caption": turn.inbound.text, "message_id": turn.inbound.message_id})
+        items.append(
+            {
+                "kind": media.kind,
+                "file_id": media.file_id,
+                "size": media.file_size,
+                "caption": turn.inbound.text,
+                "message_id": turn.inbound.message_id,
+            }
+        )
         turn.say(then, count=len(items))
     return STAY
 

@@ -15,21 +15,35 @@ async def respond_to_crisis(turn: Turn, words: list[str]) -> None:
     from handlers.talk import message_of
 
     turn.say("crisis.reply")
-    open_now = await tickets_to_write_to(turn.session, person_id=turn.person.id,
-                                         ended_since=turn.now)
+    open_now = await tickets_to_write_to(
+        turn.session, person_id=turn.person.id, ended_since=turn.now
+    )
     if open_now:
         ticket = open_now[0]
     else:
         ticket, _ = await open_ticket(
-            turn.session, person_id=turn.person.id, kind=TicketKind.TALK,
-            language=turn.t.language, prefix=turn.catalog.ticket_prefix, now=turn.now,
-            fields={"urgent": True, "share_identity": False}, evidence=[], author="worker",
+            turn.session,
+            person_id=turn.person.id,
+            kind=TicketKind.TALK,
+            language=turn.t.language,
+            prefix=turn.catalog.ticket_prefix,
+            now=turn.now,
+            fields={"urgent": True, "share_identity": False},
+            evidence=[],
+            author="worker",
         )
         post_card(turn.outgoing, turn.catalog, ticket, turn.person, [])
     ticket.urgent = True
     notice_in_topic(turn.outgoing, turn.catalog, ticket, "crisis.alert", words=", ".join(words))
     message = message_of(turn)
     if message is not None:
-        await relay_from_worker(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
-                                person=turn.person, message=message, now=turn.now)
+        await relay_from_worker(
+            turn.session,
+            turn.outgoing,
+            turn.catalog,
+            ticket=ticket,
+            person=turn.person,
+            message=message,
+            now=turn.now,
+        )
         turn.relayed = True

@@ -18,8 +18,13 @@ async def feedback(turn: Turn) -> None:
         return
     ticket.solved = turn.inbound.choice == "solved"
     choices = [Choice(r, r, numbered=False) for r in RATINGS]
-    turn.replies.append(Reply(str(turn.t("feedback.rate", reference=ticket.reference)), choices,
-                              choice_tag=f"rating.{ticket.id}"))
+    turn.replies.append(
+        Reply(
+            str(turn.t("feedback.rate", reference=ticket.reference)),
+            choices,
+            choice_tag=f"rating.{ticket.id}",
+        )
+    )
 
 
 async def rating(turn: Turn) -> None:

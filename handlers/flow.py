@@ -107,10 +107,14 @@ class Step:
 
 
 class Flow:
-    def __init__(self, name: str, *, commands: Sequence[str] = (), keeps_draft: bool = False) -> None:
+    def __init__(
+        self, name: str, *, commands: Sequence[str] = (), keeps_draft: bool = False
+    ) -> None:
         self.name = name
         self.commands = tuple(commands)
-        self.keeps_draft = keeps_draft  # leaving it keeps the answers for when the person comes back
+        self.keeps_draft = (
+            keeps_draft  # leaving it keeps the answers for when the person comes back
+        )
         self.steps: dict[str, Step] = {}
 
     def step(self, name: str, **options: Any) -> Callable[[StepHandler], StepHandler]:

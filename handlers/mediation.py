@@ -45,12 +45,20 @@ def topic_title(catalog: Catalog, ticket: Ticket) -> str:
     return " · ".join(parts)[:128]
 
 
-def card(catalog: Catalog, ticket: Ticket, person: Person, *, evidence: int,
-         assignee: Staff | None = None) -> Reply:
+def card(
+    catalog: Catalog,
+    ticket: Ticket,
+    person: Person,
+    *,
+    evidence: int,
+    assignee: Staff | None = None,
+) -> Reply:
     """The ticket card: the answers, and the worker's name only if they agreed to share it."""
     t = staff_texts(catalog)
     text = t.render(
-        "ticket_card.html.j2", ticket=ticket, evidence=evidence,
+        "ticket_card.html.j2",
+        ticket=ticket,
+        evidence=evidence,
         kind=t(f"kinds.{ticket.kind}"),
         category=t(f"categories.{ticket.category}") if ticket.category else None,
         district=t(f"districts.{ticket.district}") if ticket.district else None,
@@ -67,94 +75,188 @@ def _identity(person: Person) -> dict[str, Any]:
 
 
 def queue(outgoing: list[Outgoing], catalog: Catalog, ticket: Ticket, **fields: Any) -> None:
-    outgoing.append(Outgoing(ticket_id=ticket.id, topic_title=topic_title(catalog, ticket), **fields))
+    outgoing.append(
+        Outgoing(ticket_id=ticket.id, topic_title=topic_title(catalog, ticket), **fields)
+    )
 
 
-def post_card(outgoing: list[Outgoing], catalog: Catalog, ticket: Ticket, person: Person,
-              evidence: list[TicketMessage]) -> None:
+def post_card(
+    outgoing: list[Outgoing],
+    catalog: Catalog,
+    ticket: Ticket,
+    person: Person,
+    evidence: list[TicketMessage],
+) -> None:
     """Opens the ticket's topic with its card, then copies the evidence into it."""
-    queue(outgoing, catalog, ticket, action="post", to="topic",
-          reply=card(catalog, ticket, person, evidence=len(evidence)))
+    queue(
+        outgoing,
+        catalog,
+        ticket,
+        action="post",
+        to="topic",
+        reply=card(catalog, ticket, person, evidence=len(evidence)),
+    )
     for item in evidence:
         if item.worker_message_id is not None:
-            queue(outgoing, catalog, ticket, action="copy", to="topic", worker=person.external_id,
-                  copy_of=item.worker_message_id, record=item.id)
+            queue(
+                outgoing,
+                catalog,
+                ticket,
+                action="copy",
+                to="topic",
+                worker=person.external_id,
+                copy_of=item.worker_message_id,
+                record=item.id,
+            )
 
 
-def notice_in_topic(outgoing: list[Outgoing], catalog: Catalog, ticket: Ticket, key: str,
-                    **variables: Any) -> None:
-    queue(outgoing, catalog, ticket, action="post", to="topic",
-          reply=Reply(str(staff_texts(catalog)(key, **variables))))
+def notice_in_topic(
+    outgoing: list[Outgoing], catalog: Catalog, ticket: Ticket, key: str, **variables: Any
+) -> None:
+    queue(
+        outgoing,
+        catalog,
+        ticket,
+        action="post",
+        to="topic",
+        reply=Reply(str(staff_texts(catalog)(key, **variables))),
+    )
 
 
-def tell_worker(outgoing: list[Outgoing], catalog: Catalog, ticket: Ticket, person: Person,
-                key: str, *, choices: list[Choice] | None = None, tag: str | None = None,
-                **variables: Any) -> None:
+def tell_worker(
+    outgoing: list[Outgoing],
+    catalog: Catalog,
+    ticket: Ticket,
+    person: Person,
+    key: str,
+    *,
+    choices: list[Choice] | None = None,
+    tag: str | None = None,
+    **variables: Any,
+) -> None:
     """A message to the worker in their ticket's language; a failure is said in the topic."""
     text = catalog.translator(ticket.language)(key, reference=ticket.reference, **variables)
-    queue(outgoing, catalog, ticket, action="post", to="worker", worker=person.external_id,
-          reply=Reply(str(text), choices or [], tag),
-          on_failure=Reply(str(staff_texts(catalog)("mediation.not_delivered"))))
+    queue(
+        outgoing,
+        catalog,
+        ticket,
+        action="post",
+        to="worker",
+        worker=person.external_id,
+        reply=Reply(str(text), choices or [], tag),
+        on_failure=Reply(str(staff_texts(catalog)("mediation.not_delivered"))),
+    )
 
 
 async def relay_from_worker(
-    session: AsyncSession, outgoing: list[Outgoing], catalog: Catalog, *, ticket: Ticket,
-    person: Person, message: dict[str, Any], now,
+    session: AsyncSession,
+    outgoing: list[Outgoing],
+    catalog: Catalog,
+    *,
+    ticket: Ticket,
+    person: Person,
+    message: dict[str, Any],
+    now,
 ) -> TicketMessage:
     """Keeps the worker's message in the transcript and copies it into the ticket's topic.
     `message`: message_id, text, media_kind, media_file_id, reply_to (worker-side ids)."""
     stored = await ticket_queries.add_ticket_message(
-        session, ticket=ticket, direction=Direction.FROM_WORKER, author="worker", now=now,
-        text=message.get("text"), media_kind=message.get("media_kind"),
+        session,
+        ticket=ticket,
+        direction=Direction.FROM_WORKER,
+        author="worker",
+        now=now,
+        text=message.get("text"),
+        media_kind=message.get("media_kind"),
         media_file_id=message.get("media_file_id"),
     )
     stored.worker_message_id = message.get("message_id")
     stored.delivery_status = Delivery.PENDING
     replied = await ticket_queries.message_by_worker_id(
-        session, ticket_id=ticket.id, worker_message_id=message.get("reply_to"))
-    queue(outgoing, catalog, ticket, action="copy", to="topic", worker=person.external_id,
-          copy_of=message.get("message_id"), record=stored.id,
-          reply_to=replied.staff_message_id if replied else None)
+        session, ticket_id=ticket.id, worker_message_id=message.get("reply_to")
+    )
+    queue(
+        outgoing,
+        catalog,
+        ticket,
+        action="copy",
+        to="topic",
+        worker=person.external_id,
+        copy_of=message.get("message_id"),
+        record=stored.id,
+        reply_to=replied.staff_message_id if replied else None,
+    )
     return stored
 
 
 async def relay_from_staff(
-    session: AsyncSession, outgoing: list[Outgoing], catalog: Catalog, *, ticket: Ticket,
-    person: Person, staff: Staff, inbound: Inbound, now,
+    session: AsyncSession,
+    outgoing: list[Outgoing],
+    catalog: Catalog,
+    *,
+    ticket: Ticket,
+    person: Person,
+    staff: Staff,
+    inbound: Inbound,
+    now,
 ) -> TicketMessage:
     """Keeps the counsellor's message and delivers it to the worker, signed with the alias."""
     media = inbound.media
     stored = await ticket_queries.add_ticket_message(
-        session, ticket=ticket, direction=Direction.TO_WORKER, author=staff.alias, now=now,
-        text=inbound.text, media_kind=media.kind if media else None,
+        session,
+        ticket=ticket,
+        direction=Direction.TO_WORKER,
+        author=staff.alias,
+        now=now,
+        text=inbound.text,
+        media_kind=media.kind if media else None,
         media_file_id=media.file_id if media else None,
     )
     stored.staff_message_id = inbound.message_id
     stored.delivery_status = Delivery.PENDING
     replied = await ticket_queries.message_by_staff_id(
-        session, ticket_id=ticket.id, staff_message_id=inbound.reply_to)
+        session, ticket_id=ticket.id, staff_message_id=inbound.reply_to
+    )
     worker_t = catalog.translator(ticket.language)
-    common = dict(to="worker", worker=person.external_id, record=stored.id,
-                  reply_to=replied.worker_message_id if replied else None,
-                  on_failure=Reply(str(staff_texts(catalog)("mediation.not_delivered"))))
+    common = dict(
+        to="worker",
+        worker=person.external_id,
+        record=stored.id,
+        reply_to=replied.worker_message_id if replied else None,
+        on_failure=Reply(str(staff_texts(catalog)("mediation.not_delivered"))),
+    )
     if media is None:
         signed = worker_t("mediation.signed", alias=staff.alias, text=inbound.text or "")
         queue(outgoing, catalog, ticket, action="post", reply=Reply(str(signed)), **common)
     else:
         caption = worker_t("mediation.signed", alias=staff.alias, text=inbound.text or "")
-        queue(outgoing, catalog, ticket, action="copy", copy_of=inbound.message_id,
-              caption=str(caption), **common)
+        queue(
+            outgoing,
+            catalog,
+            ticket,
+            action="copy",
+            copy_of=inbound.message_id,
+            caption=str(caption),
+            **common,
+        )
     return stored
 
 
 async def set_status(
-    session: AsyncSession, outgoing: list[Outgoing], catalog: Catalog, *, ticket: Ticket,
-    to_status: str, actor: str, now: datetime,
+    session: AsyncSession,
+    outgoing: list[Outgoing],
+    catalog: Catalog,
+    *,
+    ticket: Ticket,
+    to_status: str,
+    actor: str,
+    now: datetime,
 ) -> None:
     """Changes the status with its audit event, and closes or reopens the topic with it."""
     previous = ticket.status
-    await ticket_queries.change_status(session, ticket=ticket, to_status=to_status, actor=actor,
-                                       now=now)
+    await ticket_queries.change_status(
+        session, ticket=ticket, to_status=to_status, actor=actor, now=now
+    )
     if to_status in (TicketStatus.CLOSED, TicketStatus.WITHDRAWN):
         queue(outgoing, catalog, ticket, action="topic", to="topic", topic_state="close")
     elif previous == TicketStatus.CLOSED:

@@ -10,8 +10,12 @@ menu = Flow("menu")
 language = Flow("language", commands=["language"])
 
 MENU_ITEMS = ("complaint", "talk", "my_tickets", "language", "help")
-DESTINATIONS = {"complaint": "complaint", "talk": "talk", "my_tickets": "tickets",
-                "language": "language"}
+DESTINATIONS = {
+    "complaint": "complaint",
+    "talk": "talk",
+    "my_tickets": "tickets",
+    "language": "language",
+}
 
 
 def menu_options(turn: Turn) -> list[Choice]:

@@ -12,5 +12,10 @@ def say_if_after_hours(turn: Turn) -> None:
     if hours.is_open(turn.now):
         return
     opens = hours.next_opening(turn.now)
-    turn.say("mediation.after_hours", weekday=turn.t(f"weekdays.{opens:%A}".lower()),
-             month=opens.month, day=opens.day, time=f"{opens:%H:%M}")
+    turn.say(
+        "mediation.after_hours",
+        weekday=turn.t(f"weekdays.{opens:%A}".lower()),
+        month=opens.month,
+        day=opens.day,
+        time=f"{opens:%H:%M}",
+    )

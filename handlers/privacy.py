@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from db.people import forget_person
 from db.tickets import tickets_of
-from handlers.mediation import queue
 from handlers.flow import END, FINISHED, Flow, Outcome, Turn
+from handlers.mediation import queue
 
 privacy = Flow("privacy", commands=["forget"])
 
 
-@privacy.step("forget", expects="choice",
-              options=lambda turn: [turn.option("forget_confirm"), turn.option("keep_data")])
+@privacy.step(
+    "forget",
+    expects="choice",
+    options=lambda turn: [turn.option("forget_confirm"), turn.option("keep_data")],
+)
 async def forget(turn: Turn) -> Outcome:
     """Erases the person's details on confirmation; the conversation ends with them."""
     if turn.choice == "keep_data":
@@ -19,8 +22,14 @@ async def forget(turn: Turn) -> Outcome:
         return FINISHED
     for ticket in await tickets_of(turn.session, person_id=turn.person.id):
         if ticket.topic_id is not None:  # the copies of what they sent, in the staff group
-            queue(turn.outgoing, turn.catalog, ticket, action="topic", to="topic",
-                  topic_state="delete")
+            queue(
+                turn.outgoing,
+                turn.catalog,
+                ticket,
+                action="topic",
+                to="topic",
+                topic_state="delete",
+            )
     await forget_person(turn.session, person=turn.person, now=turn.now)
     turn.say("privacy.forgotten")
     return END  # the next message starts afresh, as from a new person

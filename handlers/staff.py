@@ -57,8 +57,11 @@ class StaffTurn:
 async def from_staff(turn: StaffTurn) -> None:
     inbound = turn.inbound
     if turn.staff is None:
-        log.warning("refused %s from %s (not registered staff) in the staff group",
-                    inbound.kind, inbound.person_id)
+        log.warning(
+            "refused %s from %s (not registered staff) in the staff group",
+            inbound.kind,
+            inbound.person_id,
+        )
         if inbound.kind is InboundKind.CHOICE:
             turn.alert = str(turn.t("staff.not_registered"))
         elif turn.ticket is not None or inbound.kind is InboundKind.COMMAND:
@@ -73,15 +76,21 @@ async def from_staff(turn: StaffTurn) -> None:
     elif inbound.kind is InboundKind.COMMAND and inbound.command == "note":
         await note(turn, inbound.text or "")
     elif inbound.text and inbound.text.startswith(NOTE_PREFIX) and inbound.media is None:
-        await note(turn, inbound.text[len(NOTE_PREFIX):].strip())
+        await note(turn, inbound.text[len(NOTE_PREFIX) :].strip())
     elif inbound.kind in (InboundKind.TEXT, InboundKind.MEDIA):
         await answer_worker(turn)
 
 
 async def note(turn: StaffTurn, text: str) -> None:
     """Keeps an internal note in the transcript; it never reaches the worker."""
-    await add_ticket_message(turn.session, ticket=turn.ticket, direction=Direction.NOTE,
-                             author=turn.staff.alias, now=turn.now, text=text)
+    await add_ticket_message(
+        turn.session,
+        ticket=turn.ticket,
+        direction=Direction.NOTE,
+        author=turn.staff.alias,
+        now=turn.now,
+        text=text,
+    )
     turn.say("staff.note_kept")
 
 
@@ -91,11 +100,26 @@ async def answer_worker(turn: StaffTurn) -> None:
     if ticket.status not in OPEN_STATUSES:
         turn.say("staff.ticket_ended", status=turn.t(f"statuses.{ticket.status}"))
         return
-    await relay_from_staff(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
-                           person=turn.worker, staff=turn.staff, inbound=turn.inbound, now=turn.now)
+    await relay_from_staff(
+        turn.session,
+        turn.outgoing,
+        turn.catalog,
+        ticket=ticket,
+        person=turn.worker,
+        staff=turn.staff,
+        inbound=turn.inbound,
+        now=turn.now,
+    )
     if ticket.status == TicketStatus.CLAIMED:
-        await set_status(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
-                         to_status=TicketStatus.WAITING, actor=turn.staff.alias, now=turn.now)
+        await set_status(
+            turn.session,
+            turn.outgoing,
+            turn.catalog,
+            ticket=ticket,
+            to_status=TicketStatus.WAITING,
+            actor=turn.staff.alias,
+            now=turn.now,
+        )
 
 
 async def _button(turn: StaffTurn) -> None:
@@ -108,7 +132,9 @@ async def _button(turn: StaffTurn) -> None:
         await close(turn)  # a resolved or referred case is closed when the counsellor says so
         return
     if turn.ticket.status not in OPEN_STATUSES:
-        turn.alert = str(turn.t("staff.ticket_ended", status=turn.t(f"statuses.{turn.ticket.status}")))
+        turn.alert = str(
+            turn.t("staff.ticket_ended", status=turn.t(f"statuses.{turn.ticket.status}"))
+        )
         return
     if kind == "refer":
         await refer_to(turn, turn.inbound.choice or "")
@@ -130,19 +156,35 @@ async def claim(turn: StaffTurn) -> None:
         turn.alert = str(turn.t("staff.already_yours"))
         return
     ticket.assignee_id = staff.id
-    await set_status(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
-                     to_status=TicketStatus.CLAIMED, actor=staff.alias, now=turn.now)
+    await set_status(
+        turn.session,
+        turn.outgoing,
+        turn.catalog,
+        ticket=ticket,
+        to_status=TicketStatus.CLAIMED,
+        actor=staff.alias,
+        now=turn.now,
+    )
     notice_in_topic(turn.outgoing, turn.catalog, ticket, "staff.claimed", alias=staff.alias)
-    tell_worker(turn.outgoing, turn.catalog, ticket, turn.worker, "mediation.worker_claimed",
-                alias=staff.alias)
+    tell_worker(
+        turn.outgoing,
+        turn.catalog,
+        ticket,
+        turn.worker,
+        "mediation.worker_claimed",
+        alias=staff.alias,
+    )
 
 
 async def refer(turn: StaffTurn) -> None:
     """Offers the referral destinations listed in content/referrals.yaml."""
-    choices = [Choice(key, str(turn.t(f"referrals.{key}.name")), numbered=False)
-               for key in turn.catalog.referrals]
-    turn.replies.append(Reply(str(turn.t("staff.refer_to")), choices,
-                              choice_tag=f"refer.{turn.ticket.id}"))
+    choices = [
+        Choice(key, str(turn.t(f"referrals.{key}.name")), numbered=False)
+        for key in turn.catalog.referrals
+    ]
+    turn.replies.append(
+        Reply(str(turn.t("staff.refer_to")), choices, choice_tag=f"refer.{turn.ticket.id}")
+    )
 
 
 async def refer_to(turn: StaffTurn, destination: str) -> None:
@@ -152,26 +194,61 @@ async def refer_to(turn: StaffTurn, destination: str) -> None:
         return
     ticket = turn.ticket
     ticket.referred_to = destination
-    await set_status(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
-                     to_status=TicketStatus.REFERRED, actor=turn.staff.alias, now=turn.now)
+    await set_status(
+        turn.session,
+        turn.outgoing,
+        turn.catalog,
+        ticket=ticket,
+        to_status=TicketStatus.REFERRED,
+        actor=turn.staff.alias,
+        now=turn.now,
+    )
     worker_t = turn.catalog.translator(ticket.language)
-    tell_worker(turn.outgoing, turn.catalog, ticket, turn.worker, "mediation.worker_referred",
-                name=worker_t(f"referrals.{destination}.name"),
-                details=worker_t(f"referrals.{destination}.details"))
-    notice_in_topic(turn.outgoing, turn.catalog, ticket, "staff.referred", alias=turn.staff.alias,
-                    name=turn.t(f"referrals.{destination}.name"))
+    tell_worker(
+        turn.outgoing,
+        turn.catalog,
+        ticket,
+        turn.worker,
+        "mediation.worker_referred",
+        name=worker_t(f"referrals.{destination}.name"),
+        details=worker_t(f"referrals.{destination}.details"),
+    )
+    notice_in_topic(
+        turn.outgoing,
+        turn.catalog,
+        ticket,
+        "staff.referred",
+        alias=turn.staff.alias,
+        name=turn.t(f"referrals.{destination}.name"),
+    )
 
 
 async def resolve(turn: StaffTurn) -> None:
     """Marks the ticket resolved and asks the worker whether the problem was solved."""
     ticket = turn.ticket
-    await set_status(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
-                     to_status=TicketStatus.RESOLVED, actor=turn.staff.alias, now=turn.now)
+    await set_status(
+        turn.session,
+        turn.outgoing,
+        turn.catalog,
+        ticket=ticket,
+        to_status=TicketStatus.RESOLVED,
+        actor=turn.staff.alias,
+        now=turn.now,
+    )
     worker_t = turn.catalog.translator(ticket.language)
-    choices = [Choice(key, str(worker_t(f"choices.{key}")), numbered=False)
-               for key in ("solved", "not_solved")]
-    tell_worker(turn.outgoing, turn.catalog, ticket, turn.worker, "mediation.worker_resolved",
-                choices=choices, tag=f"feedback.{ticket.id}")
+    choices = [
+        Choice(key, str(worker_t(f"choices.{key}")), numbered=False)
+        for key in ("solved", "not_solved")
+    ]
+    tell_worker(
+        turn.outgoing,
+        turn.catalog,
+        ticket,
+        turn.worker,
+        "mediation.worker_resolved",
+        choices=choices,
+        tag=f"feedback.{ticket.id}",
+    )
     notice_in_topic(turn.outgoing, turn.catalog, ticket, "staff.resolved", alias=turn.staff.alias)
 
 
@@ -179,10 +256,23 @@ async def close(turn: StaffTurn) -> None:
     """Closes the ticket and its topic, and tells the worker."""
     ticket = turn.ticket
     notice_in_topic(turn.outgoing, turn.catalog, ticket, "staff.closed", alias=turn.staff.alias)
-    await set_status(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
-                     to_status=TicketStatus.CLOSED, actor=turn.staff.alias, now=turn.now)
-    tell_worker(turn.outgoing, turn.catalog, ticket, turn.worker, "mediation.worker_closed",
-                days=turn.catalog.reopen_days)
+    await set_status(
+        turn.session,
+        turn.outgoing,
+        turn.catalog,
+        ticket=ticket,
+        to_status=TicketStatus.CLOSED,
+        actor=turn.staff.alias,
+        now=turn.now,
+    )
+    tell_worker(
+        turn.outgoing,
+        turn.catalog,
+        ticket,
+        turn.worker,
+        "mediation.worker_closed",
+        days=turn.catalog.reopen_days,
+    )
 
 
 async def staff_command(turn: StaffTurn) -> None:
@@ -194,12 +284,17 @@ async def staff_command(turn: StaffTurn) -> None:
     action = words[0].lower()
     if action == "add" and len(words) == 4 and words[1].isdigit() and words[2] in list(StaffRole):
         member, _ = await registry.register_staff(
-            turn.session, channel=turn.inbound.channel, external_id=words[1], role=words[2],
-            alias=" ".join(words[3].split())[:100])
+            turn.session,
+            channel=turn.inbound.channel,
+            external_id=words[1],
+            role=words[2],
+            alias=" ".join(words[3].split())[:100],
+        )
         turn.say("staff.added", alias=member.alias, role=member.role)
     elif action == "remove" and len(words) == 2 and words[1].isdigit():
-        removed = await registry.remove_staff(turn.session, channel=turn.inbound.channel,
-                                              external_id=words[1])
+        removed = await registry.remove_staff(
+            turn.session, channel=turn.inbound.channel, external_id=words[1]
+        )
         turn.say("staff.removed" if removed else "staff.unknown", id=words[1])
     elif action == "list":
         members = await registry.all_staff(turn.session, channel=turn.inbound.channel)

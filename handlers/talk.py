@@ -25,13 +25,17 @@ talk = Flow("talk", commands=["talk"])
 AFTER_HOURS_REMINDER = timedelta(hours=3)  # say "we are closed" again after this much quiet
 relay = Flow("relay")
 
+
 async def ask_consent(turn: Turn) -> None:
     turn.say("complaint.consent.ask")
 
 
 talk.step(
-    "consent", expects="choice", when=lambda turn: turn.person.consented_at is None,
-    options=lambda turn: [turn.option("agree"), turn.option("decline")], ask=ask_consent,
+    "consent",
+    expects="choice",
+    when=lambda turn: turn.person.consented_at is None,
+    options=lambda turn: [turn.option("agree"), turn.option("decline")],
+    ask=ask_consent,
 )(consent)
 
 
@@ -45,13 +49,26 @@ async def first(turn: Turn) -> Outcome:
         turn.say("talk.unsupported")
         return STAY
     ticket, _ = await open_ticket(
-        turn.session, person_id=turn.person.id, kind=TicketKind.TALK, language=turn.t.language,
-        prefix=turn.catalog.ticket_prefix, now=turn.now, fields={"share_identity": False},
-        evidence=[], author="worker",
+        turn.session,
+        person_id=turn.person.id,
+        kind=TicketKind.TALK,
+        language=turn.t.language,
+        prefix=turn.catalog.ticket_prefix,
+        now=turn.now,
+        fields={"share_identity": False},
+        evidence=[],
+        author="worker",
     )
     post_card(turn.outgoing, turn.catalog, ticket, turn.person, [])
-    await relay_from_worker(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
-                            person=turn.person, message=message, now=turn.now)
+    await relay_from_worker(
+        turn.session,
+        turn.outgoing,
+        turn.catalog,
+        ticket=ticket,
+        person=turn.person,
+        message=message,
+        now=turn.now,
+    )
     turn.say("talk.opened", reference=ticket.reference)
     say_if_after_hours(turn)
     return FINISHED
@@ -61,7 +78,9 @@ async def write_to_counsellor(turn: Turn) -> Outcome:
     """A message outside any question: for the worker's ticket, if there is one to take it."""
     message = message_of(turn)
     since = turn.now - timedelta(days=turn.catalog.reopen_days)
-    candidates = await tickets_to_write_to(turn.session, person_id=turn.person.id, ended_since=since)
+    candidates = await tickets_to_write_to(
+        turn.session, person_id=turn.person.id, ended_since=since
+    )
     if message is None or not candidates:
         turn.say("common.not_a_choice")
         return "main"
@@ -76,7 +95,8 @@ async def write_to_counsellor(turn: Turn) -> Outcome:
 
 
 @relay.step(
-    "which", expects="choice",
+    "which",
+    expects="choice",
     options=lambda turn: [Choice(key, label) for key, label in turn.data["listed"].items()],
 )
 async def which(turn: Turn) -> Outcome:
@@ -93,17 +113,38 @@ async def pass_on(turn: Turn, ticket, message: dict[str, Any]) -> None:
     answer."""
     if reopenable(turn.catalog, ticket, turn.now):
         back_to = TicketStatus.CLAIMED if ticket.assignee_id else TicketStatus.NEW
-        await set_status(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
-                         to_status=back_to, actor="worker", now=turn.now)
+        await set_status(
+            turn.session,
+            turn.outgoing,
+            turn.catalog,
+            ticket=ticket,
+            to_status=back_to,
+            actor="worker",
+            now=turn.now,
+        )
         notice_in_topic(turn.outgoing, turn.catalog, ticket, "mediation.reopened")
     elif ticket.status == TicketStatus.WAITING:
-        await set_status(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
-                         to_status=TicketStatus.CLAIMED, actor="worker", now=turn.now)
+        await set_status(
+            turn.session,
+            turn.outgoing,
+            turn.catalog,
+            ticket=ticket,
+            to_status=TicketStatus.CLAIMED,
+            actor="worker",
+            now=turn.now,
+        )
     last = await last_from_worker(turn.session, ticket_id=ticket.id)
     if last is None or turn.now - last > AFTER_HOURS_REMINDER:
         say_if_after_hours(turn)
-    await relay_from_worker(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
-                            person=turn.person, message=message, now=turn.now)
+    await relay_from_worker(
+        turn.session,
+        turn.outgoing,
+        turn.catalog,
+        ticket=ticket,
+        person=turn.person,
+        message=message,
+        now=turn.now,
+    )
 
 
 def message_of(turn: Turn) -> dict[str, Any] | None:
@@ -114,9 +155,10 @@ def message_of(turn: Turn) -> dict[str, Any] | None:
         return None
     if media is None and not (inbound.text or "").strip():
         return None
-    return {"message_id": inbound.message_id, "text": inbound.text, "reply_to": inbound.reply_to,
-            "media_kind": media.kind if media else None,
-            "media_file_id": media.file_id if media else None}
-
-
-
+    return {
+        "message_id": inbound.message_id,
+        "text": inbound.text,
+        "reply_to": inbound.reply_to,
+        "media_kind": media.kind if media else None,
+        "media_file_id": media.file_id if media else None,
+    }

@@ -29,7 +29,9 @@ def _label(turn: Turn, ticket: Ticket) -> str:
 
 
 @tickets.step(
-    "list", expects="choice", ask=ask_list,
+    "list",
+    expects="choice",
+    ask=ask_list,
     options=lambda turn: [Choice(key, label) for key, label in turn.data.get("listed", {}).items()],
 )
 async def pick(turn: Turn) -> Outcome:
@@ -50,9 +52,12 @@ async def ask_ticket(turn: Turn) -> Outcome | None:
     if ticket is None:
         return "list"
     turn.data["open"] = ticket.status in OPEN_STATUSES
-    turn.show("ticket_detail.html.j2", ticket=ticket,
-              category=turn.t(f"categories.{ticket.category}") if ticket.category else "",
-              status=turn.t(f"statuses.{ticket.status}"))
+    turn.show(
+        "ticket_detail.html.j2",
+        ticket=ticket,
+        category=turn.t(f"categories.{ticket.category}") if ticket.category else "",
+        status=turn.t(f"statuses.{ticket.status}"),
+    )
     return None
 
 
@@ -89,8 +94,11 @@ async def add(turn: Turn) -> Outcome:
     return STAY
 
 
-@tickets.step("withdraw", expects="choice",
-              options=lambda turn: [turn.option("withdraw_confirm"), turn.option("keep")])
+@tickets.step(
+    "withdraw",
+    expects="choice",
+    options=lambda turn: [turn.option("withdraw_confirm"), turn.option("keep")],
+)
 async def withdraw(turn: Turn) -> Outcome:
     """Withdraws the ticket after the worker confirms."""
     ticket = await _chosen(turn)
@@ -99,8 +107,15 @@ async def withdraw(turn: Turn) -> Outcome:
     if ticket.status not in OPEN_STATUSES:
         turn.say("tickets.not_open")
         return MENU
-    await set_status(turn.session, turn.outgoing, turn.catalog, ticket=ticket,
-                     to_status=TicketStatus.WITHDRAWN, actor="worker", now=turn.now)
+    await set_status(
+        turn.session,
+        turn.outgoing,
+        turn.catalog,
+        ticket=ticket,
+        to_status=TicketStatus.WITHDRAWN,
+        actor="worker",
+        now=turn.now,
+    )
     notice_in_topic(turn.outgoing, turn.catalog, ticket, "mediation.withdrawn")
     turn.say("tickets.withdrawn", reference=ticket.reference)
     return FINISHED

@@ -148,11 +148,20 @@ async def start_hotline(api: LocalBotApi, database_url: str) -> AsyncIterator[St
     running: list[Hotline] = []
 
     async def start(clock=None, **settings: object) -> Hotline:
-        values = {"telegram_bot_token": api.token, "telegram_api_base_url": api.base_url,
-                  "database_url": database_url, "max_sends_per_second": 1000,
-                  "flood_messages": 1000, **settings}
-        hotline = Hotline(load_settings(Settings, **values), poll_timeout=1, retry_delay=0.05,
-                          clock=clock or OfficeClock())
+        values = {
+            "telegram_bot_token": api.token,
+            "telegram_api_base_url": api.base_url,
+            "database_url": database_url,
+            "max_sends_per_second": 1000,
+            "flood_messages": 1000,
+            **settings,
+        }
+        hotline = Hotline(
+            load_settings(Settings, **values),
+            poll_timeout=1,
+            retry_delay=0.05,
+            clock=clock or OfficeClock(),
+        )
         await hotline.start()
         running.append(hotline)
         return hotline

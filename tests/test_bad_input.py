@@ -23,7 +23,9 @@ TO_STORY = (*TO_EMPLOYER, "Sunrise", "Yushan", "88 Road")
 
 async def state_of(hotline, person_id: int) -> Conversation:
     async with hotline.sessions() as session:
-        person = (await session.exec(select(Person).where(Person.external_id == str(person_id)))).one()
+        person = (
+            await session.exec(select(Person).where(Person.external_id == str(person_id)))
+        ).one()
         return await session.get(Conversation, person.id)
 
 
@@ -61,8 +63,18 @@ async def test_five_thousand_characters(api: LocalBotApi, hotline) -> None:
 async def test_html_in_the_employer_name_is_shown_escaped(api: LocalBotApi, hotline) -> None:
     worker = api.user(604, language_code="en")
     await walk_to(worker, *TO_EMPLOYER)
-    await walk_to(worker, '<a href="http://evil">Boss</a> </b><i>', "Yushan", "88 Road", "Not paid",
-                  "done", "8500", "October", "done", "skip")
+    await walk_to(
+        worker,
+        '<a href="http://evil">Boss</a> </b><i>',
+        "Yushan",
+        "88 Road",
+        "Not paid",
+        "done",
+        "8500",
+        "October",
+        "done",
+        "skip",
+    )
     summary = await say(worker, "Stay anonymous")
     assert 'Employer: <a href="http://evil">Boss</a> </b><i>' in summary[-1].plain
     sent = api.calls("sendMessage")[-1]
@@ -70,7 +82,9 @@ async def test_html_in_the_employer_name_is_shown_escaped(api: LocalBotApi, hotl
     assert "&lt;a href=&#34;http://evil&#34;&gt;Boss&lt;/a&gt; &lt;/b&gt;&lt;i&gt;" in sent["text"]
 
 
-async def test_unknown_command_is_explained_and_the_question_repeated(api: LocalBotApi, hotline) -> None:
+async def test_unknown_command_is_explained_and_the_question_repeated(
+    api: LocalBotApi, hotline
+) -> None:
     worker = api.user(605, language_code="en")
     await walk_to(worker, *TO_EMPLOYER)
     got = texts(await say(worker, "/wages"))
@@ -103,7 +117,9 @@ async def _press_on(worker, message, index: int):
     return await replies(worker)
 
 
-async def test_a_flood_keeps_every_message_and_pauses_replies(api: LocalBotApi, start_hotline) -> None:
+async def test_a_flood_keeps_every_message_and_pauses_replies(
+    api: LocalBotApi, start_hotline
+) -> None:
     """30 messages in 5 seconds: all kept in order, at most one reply per allowed message
     plus one "slow down", and the question comes back once the flood is over."""
     hotline = await start_hotline(flood_messages=10, flood_seconds=3)

@@ -13,23 +13,39 @@ import yaml
 from content.catalog import PACKAGED
 
 
-def hotline(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("TELEGRAM_", "HOTLINE_", "DATABASE_URL"))}
-    return subprocess.run([sys.executable, "-m", "bot", *args], env={**clean, **(env or {})},
-                          capture_output=True, text=True, timeout=60, cwd=cwd)
+def hotline(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEGRAM_", "HOTLINE_", "DATABASE_URL"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )
 
 
 def test_run_without_a_token_says_so_in_one_sentence(tmp_path: Path) -> None:
     result = hotline("run", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "hotline: The setting TELEGRAM_BOT_TOKEN is missing: set it to the token @BotFather gave the bot.")
+        "hotline: The setting TELEGRAM_BOT_TOKEN is missing:"
+        " set it to the token @BotFather gave the bot."
+    )
 
 
 def test_a_malformed_setting_is_named(tmp_path: Path) -> None:
-    result = hotline("run", cwd=tmp_path, env={"TELEGRAM_BOT_TOKEN": "123456:" + "a" * 30,
-                                               "DATABASE_URL": "mysql://localhost/x"})
+    result = hotline(
+        "run",
+        cwd=tmp_path,
+        env={"TELEGRAM_BOT_TOKEN": "123456:" + "a" * 30, "DATABASE_URL": "mysql://localhost/x"},
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "DATABASE_URL is malformed" in result.stderr
 
@@ -45,8 +61,12 @@ def test_content_check_names_a_missing_key_and_a_broken_template(tmp_path: Path)
     shutil.copytree(PACKAGED, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     english = yaml.safe_load((folder / "locales" / "en.yaml").read_text(encoding="utf-8"))
     del english["complaint"]["employer"]
-    (folder / "locales" / "en.yaml").write_text(yaml.safe_dump(english, allow_unicode=True), encoding="utf-8")
-    (folder / "templates" / "ticket_detail.html.j2").write_text("{{ t('no.such.key') }}", encoding="utf-8")
+    (folder / "locales" / "en.yaml").write_text(
+        yaml.safe_dump(english, allow_unicode=True), encoding="utf-8"
+    )
+    (folder / "templates" / "ticket_detail.html.j2").write_text(
+        "{{ t('no.such.key') }}", encoding="utf-8"
+    )
     result = hotline("content", "check", env={"HOTLINE_CONTENT_DIR": str(folder)})
     assert result.returncode == 1
     assert "en: missing text 'complaint.employer.ask'" in result.stdout

@@ -27,8 +27,16 @@ async def test_a_restart_mid_conversation_continues_at_the_same_question(
         await say(worker, answer)
     await first.stop()
     await start_hotline()
-    for answer in ("Yushan", "88 Road", "Not paid since August", "done", "8500", "Aug-Oct",
-                   "done", "skip"):
+    for answer in (
+        "Yushan",
+        "88 Road",
+        "Not paid since August",
+        "done",
+        "8500",
+        "Aug-Oct",
+        "done",
+        "skip",
+    ):
         await say(worker, answer)
     summary = texts(await say(worker, "Stay anonymous"))
     assert "Employer: Sunrise" in summary and "What happened: Not paid since August" in summary
@@ -36,8 +44,16 @@ async def test_a_restart_mid_conversation_continues_at_the_same_question(
 
 async def test_a_repeated_update_is_applied_once(api: LocalBotApi, hotline) -> None:
     worker = api.user(702, language_code="en")
-    for answer in ("/start", "English", "File a complaint", "I agree", "Unpaid wages", "Sunrise",
-                   "Yushan", "88 Road"):
+    for answer in (
+        "/start",
+        "English",
+        "File a complaint",
+        "I agree",
+        "Unpaid wages",
+        "Sunrise",
+        "Yushan",
+        "88 Road",
+    ):
         await say(worker, answer)
     update = {"message": worker.compose(worker.user, {"text": "The boss left."})}
     api.push_update(update)
@@ -50,27 +66,44 @@ async def test_a_repeated_update_is_applied_once(api: LocalBotApi, hotline) -> N
     assert state.data["answers"]["story"] == ["The boss left."]
 
 
-async def test_updates_a_dead_run_stored_are_handled_on_start(api: LocalBotApi, database_url, start_hotline) -> None:
+async def test_updates_a_dead_run_stored_are_handled_on_start(
+    api: LocalBotApi, database_url, start_hotline
+) -> None:
     """The inbox already holds an update (stored, confirmed to Telegram, never handled)."""
     from db.session import create_engine, session_factory
 
     worker = api.user(703, language_code="en")
-    message = worker.compose(worker.user, {"text": "/start", "entities": [
-        {"type": "bot_command", "offset": 0, "length": 6}]})
+    message = worker.compose(
+        worker.user,
+        {"text": "/start", "entities": [{"type": "bot_command", "offset": 0, "length": 6}]},
+    )
     engine = create_engine(database_url)
     async with session_factory(engine)() as session, session.begin():
-        await inbox.store_updates(session, channel="telegram", now=utcnow(), updates=[
-            (9001, "telegram:703", {"update_id": 9001, "message": message})])
+        await inbox.store_updates(
+            session,
+            channel="telegram",
+            now=utcnow(),
+            updates=[(9001, "telegram:703", {"update_id": 9001, "message": message})],
+        )
     await engine.dispose()
     await start_hotline()
     assert "Choose a language" in texts(await replies(worker))
 
 
 def _hotline_process(api: LocalBotApi, database_url: str) -> subprocess.Popen:
-    env = {**os.environ, "TELEGRAM_BOT_TOKEN": api.token, "TELEGRAM_API_BASE_URL": api.base_url,
-           "DATABASE_URL": database_url, "HOTLINE_LOG_LEVEL": "WARNING"}
-    return subprocess.Popen([sys.executable, "-m", "bot", "run"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": api.token,
+        "TELEGRAM_API_BASE_URL": api.base_url,
+        "DATABASE_URL": database_url,
+        "HOTLINE_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 async def _until(condition, timeout: float = 15.0) -> None:
@@ -92,8 +125,12 @@ async def test_kill_9_after_telegram_was_told_loses_nothing(api: LocalBotApi, da
         api.push_update({"message": worker.compose(worker.user, {"text": "English"})})
         # The reply is stalled at the server (so the turn has committed) and the next
         # getUpdates has confirmed the update: the moment the Updater would lose it.
-        await _until(lambda: api.pending_updates == 0 and any(
-            call.get("chat_id") == 704 for call in api.held("sendMessage")))
+        await _until(
+            lambda: (
+                api.pending_updates == 0
+                and any(call.get("chat_id") == 704 for call in api.held("sendMessage"))
+            )
+        )
         bot.send_signal(signal.SIGKILL)
         bot.wait(10)
         api.release("sendMessage")

@@ -42,4 +42,6 @@ async def test_golden_conversation(path: Path, api: LocalBotApi, hotline) -> Non
         if "buttons" in turn:
             labels = got[-1].button_texts
             for wanted in turn["buttons"]:
-                assert any(wanted in label for label in labels), f"no button {wanted!r} in {labels} at {where}"
+                assert any(wanted in label for label in labels), (
+                    f"no button {wanted!r} in {labels} at {where}"
+                )

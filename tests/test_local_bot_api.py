@@ -46,8 +46,9 @@ async def bot(api):
 
 
 def keyboard(*buttons: tuple[str, str]) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[InlineKeyboardButton(text, callback_data=data)
-                                  for text, data in buttons]])
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(text, callback_data=data) for text, data in buttons]]
+    )
 
 
 async def test_get_me_describes_the_bot(bot, api):
@@ -124,13 +125,18 @@ async def test_a_second_bot_instance_ends_the_first_ones_long_poll(bot, api):
 async def test_html_message_with_keyboard_reaches_the_worker(bot, api):
     worker = api.user(42)
 
-    sent = await bot.send_message(42, "<b>Welcome</b> &amp; <i>hello</i>\n",
-                                  parse_mode=ParseMode.HTML,
-                                  reply_markup=keyboard(("Yes", "yes"), ("No", "no")))
+    sent = await bot.send_message(
+        42,
+        "<b>Welcome</b> &amp; <i>hello</i>\n",
+        parse_mode=ParseMode.HTML,
+        reply_markup=keyboard(("Yes", "yes"), ("No", "no")),
+    )
 
     assert sent.text == "Welcome & hello"  # Telegram parses the HTML and trims the text
-    assert [(e.type, e.offset, e.length) for e in sent.entities] == [("bold", 0, 7),
-                                                                      ("italic", 10, 5)]
+    assert [(e.type, e.offset, e.length) for e in sent.entities] == [
+        ("bold", 0, 7),
+        ("italic", 10, 5),
+    ]
     seen = await worker.next_message()
     assert seen.message_id == sent.message_id
     assert seen.text == "<b>Welcome</b> &amp; <i>hello</i>\n"
@@ -160,15 +166,17 @@ async def test_pressing_a_button_makes_a_callback_query(bot, api):
         worker.press("Deutsch")
 
 
-@pytest.mark.parametrize("worker_text", ["<script>alert(1)</script>", "<b>bold", "1 < 2",
-                                         "ticket &nbsp; please", "</i>"])
+@pytest.mark.parametrize(
+    "worker_text", ["<script>alert(1)</script>", "<b>bold", "1 < 2", "ticket &nbsp; please", "</i>"]
+)
 async def test_unescaped_worker_text_in_html_is_refused(bot, api, worker_text):
     worker = api.user(42)
 
     with pytest.raises(BadRequest, match="Can't parse entities"):
         await bot.send_message(42, f"You wrote: {worker_text}", parse_mode=ParseMode.HTML)
-    escaped = await bot.send_message(42, f"You wrote: {html.escape(worker_text)}",
-                                     parse_mode=ParseMode.HTML)
+    escaped = await bot.send_message(
+        42, f"You wrote: {html.escape(worker_text)}", parse_mode=ParseMode.HTML
+    )
 
     assert escaped.text == f"You wrote: {worker_text}"
     assert [m.plain for m in worker.messages] == [escaped.text]
@@ -231,7 +239,9 @@ async def test_scripted_flood_limit_raises_retry_after_once(bot, api):
     await bot.send_message(42, "second try")
 
     assert [(r.method, r.status) for r in api.requests if r.method == "sendMessage"] == [
-        ("sendMessage", 429), ("sendMessage", 200)]
+        ("sendMessage", 429),
+        ("sendMessage", 200),
+    ]
     assert [m.plain for m in worker.messages] == ["second try"]
 
 
@@ -277,8 +287,9 @@ async def test_worker_photo_can_be_downloaded_and_passed_on(bot, api):
     data = await file.download_as_bytearray()
     assert len(data) == file.file_size == 90_000
 
-    await bot.send_photo(7, photo=photo[-1].file_id, caption="<i>from Ana</i>",
-                         parse_mode=ParseMode.HTML)
+    await bot.send_photo(
+        7, photo=photo[-1].file_id, caption="<i>from Ana</i>", parse_mode=ParseMode.HTML
+    )
     seen = await counsellor.next_message()
     assert (seen.kind, seen.media_file_id, seen.plain) == ("photo", photo[-1].file_id, "from Ana")
 
@@ -364,8 +375,12 @@ async def test_copy_of_a_worker_photo_into_a_topic(bot, api):
     photo = worker.send_photo(caption="contract page 1")
     topic = await bot.create_forum_topic(FORUM_ID, "Case 3")
 
-    copied = await bot.copy_message(FORUM_ID, from_chat_id=42, message_id=photo["message_id"],
-                                    message_thread_id=topic.message_thread_id)
+    copied = await bot.copy_message(
+        FORUM_ID,
+        from_chat_id=42,
+        message_id=photo["message_id"],
+        message_thread_id=topic.message_thread_id,
+    )
 
     seen = await forum.next_message()
     assert seen.message_id == copied.message_id
@@ -381,15 +396,17 @@ async def test_edits_update_the_message_in_place(bot, api):
     worker = api.user(42)
     sent = await bot.send_message(42, "Pick one", reply_markup=keyboard(("A", "a")))
 
-    await bot.edit_message_text("Picked <b>A</b>", chat_id=42, message_id=sent.message_id,
-                                parse_mode=ParseMode.HTML)
+    await bot.edit_message_text(
+        "Picked <b>A</b>", chat_id=42, message_id=sent.message_id, parse_mode=ParseMode.HTML
+    )
 
     [message] = worker.messages
     assert message.edited and message.plain == "Picked A"
     assert message.buttons == []  # an edit that does not repeat the keyboard drops it
     with pytest.raises(BadRequest, match="not modified"):
-        await bot.edit_message_text("Picked <b>A</b>", chat_id=42, message_id=sent.message_id,
-                                    parse_mode=ParseMode.HTML)
+        await bot.edit_message_text(
+            "Picked <b>A</b>", chat_id=42, message_id=sent.message_id, parse_mode=ParseMode.HTML
+        )
     with pytest.raises(BadRequest, match="Message to edit not found"):
         await bot.edit_message_text("?", chat_id=42, message_id=999)
 
@@ -445,8 +462,9 @@ async def test_next_message_times_out_with_what_was_seen(bot, api):
 async def test_on_call_reports_every_successful_call(bot, api):
     api.user(42)
     seen: list[tuple[str, int]] = []
-    api.on_call("sendMessage", lambda params, result: seen.append((params["text"],
-                                                                    result["message_id"])))
+    api.on_call(
+        "sendMessage", lambda params, result: seen.append((params["text"], result["message_id"]))
+    )
     api.fail("sendMessage", status=500)
 
     with pytest.raises(NetworkError):
@@ -461,11 +479,17 @@ async def test_a_real_application_polls_and_answers(api):
     worker = api.user(42)
 
     async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await update.message.reply_html(f"Hello, <b>{html.escape(update.effective_user.first_name)}"
-                                        "</b>")
+        await update.message.reply_html(
+            f"Hello, <b>{html.escape(update.effective_user.first_name)}</b>"
+        )
 
-    app = (Application.builder().token(api.token).base_url(api.base_url)
-           .base_file_url(api.base_file_url).build())
+    app = (
+        Application.builder()
+        .token(api.token)
+        .base_url(api.base_url)
+        .base_file_url(api.base_file_url)
+        .build()
+    )
     app.add_handler(CommandHandler("start", start))
     async with app:
         await app.start()

@@ -14,8 +14,20 @@ from db.staff import register_staff
 from tests.conversation import replies, say, texts
 
 STAFF_CHAT = -1001234567
-COMPLAINT = ("/start", "English", "File a complaint", "I agree", "Unpaid wages", "Sunrise <b>Ltd</b>",
-             "Yushan", "88 Road", "Not paid since August", "done", "8500", "Aug-Oct")
+COMPLAINT = (
+    "/start",
+    "English",
+    "File a complaint",
+    "I agree",
+    "Unpaid wages",
+    "Sunrise <b>Ltd</b>",
+    "Yushan",
+    "88 Road",
+    "Not paid since August",
+    "done",
+    "8500",
+    "Aug-Oct",
+)
 
 
 @pytest.fixture
@@ -24,11 +36,14 @@ async def desk(api: LocalBotApi, start_hotline):
     forum = api.forum(STAFF_CHAT, "Hotline staff")
     hotline = await start_hotline(staff_chat_id=STAFF_CHAT)
     async with hotline.sessions() as session, session.begin():
-        for user_id, role, alias in ((771, "counsellor", "Counsellor Li"),
-                                     (772, "counsellor", "Counsellor Zhou"),
-                                     (779, "admin", "Admin Wu")):
-            await register_staff(session, channel="telegram", external_id=str(user_id),
-                                 role=role, alias=alias)
+        for user_id, role, alias in (
+            (771, "counsellor", "Counsellor Li"),
+            (772, "counsellor", "Counsellor Zhou"),
+            (779, "admin", "Admin Wu"),
+        ):
+            await register_staff(
+                session, channel="telegram", external_id=str(user_id), role=role, alias=alias
+            )
     return hotline, forum
 
 
@@ -68,8 +83,11 @@ def card_of(forum, thread_id: int):
 async def stored_messages(hotline, reference: str) -> list[TicketMessage]:
     async with hotline.sessions() as session:
         ticket = (await session.exec(select(Ticket).where(Ticket.reference == reference))).one()
-        found = await session.exec(select(TicketMessage).where(TicketMessage.ticket_id == ticket.id)
-                                   .order_by(TicketMessage.id))
+        found = await session.exec(
+            select(TicketMessage)
+            .where(TicketMessage.ticket_id == ticket.id)
+            .order_by(TicketMessage.id)
+        )
         return list(found.all())
 
 
@@ -82,8 +100,15 @@ async def test_a_complaint_opens_one_topic_with_its_card_and_evidence(api, desk)
     thread_id, topic = next(iter(forum.topics.items()))
     assert topic["name"] == f"{reference} · 投诉 · 拖欠工资 · 玉山镇"
     card = card_of(forum, thread_id)
-    for fragment in (reference, "拖欠工资", "Sunrise <b>Ltd</b>", "8500 元", "Aug-Oct",
-                     "证据: 1 份", "工友: 匿名工友"):
+    for fragment in (
+        reference,
+        "拖欠工资",
+        "Sunrise <b>Ltd</b>",
+        "8500 元",
+        "Aug-Oct",
+        "证据: 1 份",
+        "工友: 匿名工友",
+    ):
         assert fragment in card.plain
     assert card.button_texts == ["认领", "转介", "已解决", "关闭"]
     copies = [m for m in forum.topic_messages(thread_id) if m.kind == "photo"]
@@ -125,8 +150,12 @@ async def test_counsellor_and_worker_talk_through_the_topic(api, desk) -> None:
     assert all("employer number" not in (m.plain or "") for m in worker.messages)
     transcript = await stored_messages(hotline, reference)
     kinds = [(m.direction, m.delivery_status) for m in transcript]
-    assert kinds == [(Direction.TO_WORKER, Delivery.SENT), (Direction.FROM_WORKER, Delivery.SENT),
-                     (Direction.TO_WORKER, Delivery.SENT), (Direction.NOTE, None)]
+    assert kinds == [
+        (Direction.TO_WORKER, Delivery.SENT),
+        (Direction.FROM_WORKER, Delivery.SENT),
+        (Direction.TO_WORKER, Delivery.SENT),
+        (Direction.NOTE, None),
+    ]
 
 
 async def test_two_workers_and_two_counsellors_at_once_never_cross(api, desk) -> None:
@@ -150,7 +179,9 @@ async def test_two_workers_and_two_counsellors_at_once_never_cross(api, desk) ->
         assert got == [f"{counsellor_alias(counsellor)}: to {worker.id} #{n}" for n in range(5)]
         other = next(w for w in workers if w is not worker)
         topic_texts = [m.plain or "" for m in forum.topic_messages(thread)]
-        assert [t for t in topic_texts if t.startswith("from")] == [f"from {worker.id} #{n}" for n in range(5)]
+        assert [t for t in topic_texts if t.startswith("from")] == [
+            f"from {worker.id} #{n}" for n in range(5)
+        ]
         assert not any(str(other.id) in t for t in topic_texts)
 
 
@@ -195,7 +226,9 @@ async def test_a_worker_who_blocked_the_bot_shows_as_not_delivered(api, desk) ->
     assert (await stored_messages(hotline, reference))[-1].delivery_status == Delivery.BLOCKED
 
 
-async def test_a_restart_between_worker_and_counsellor_loses_nothing(api, desk, start_hotline) -> None:
+async def test_a_restart_between_worker_and_counsellor_loses_nothing(
+    api, desk, start_hotline
+) -> None:
     hotline, forum = desk
     li = api.user(771, "Li")
     worker = api.user(1109, language_code="en")
@@ -221,8 +254,9 @@ async def test_talk_to_a_person_and_choose_between_open_tickets(api, desk) -> No
     await settle(1.0)
     assert len(forum.topics) == 1
     first_thread = next(iter(forum.topics))
-    assert [m.plain for m in forum.topic_messages(first_thread) if (m.plain or "").startswith("hello")] == \
-        [f"hello {n}" for n in range(5)]
+    assert [
+        m.plain for m in forum.topic_messages(first_thread) if (m.plain or "").startswith("hello")
+    ] == [f"hello {n}" for n in range(5)]
     await say(worker, "Talk to a person")
     await say(worker, "a second matter")
     got = texts(await say(worker, "which one is this?"))
@@ -263,12 +297,23 @@ async def test_refer_resolve_rate_close_and_reopen(api, desk) -> None:
     assert forum.topics[thread]["closed"] is False
     async with hotline.sessions() as session:
         ticket = (await session.exec(select(Ticket).where(Ticket.reference == reference))).one()
-        events = (await session.exec(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)
-                                     .order_by(TicketEvent.id))).all()
+        events = (
+            await session.exec(
+                select(TicketEvent)
+                .where(TicketEvent.ticket_id == ticket.id)
+                .order_by(TicketEvent.id)
+            )
+        ).all()
     assert (ticket.solved, ticket.rating, ticket.referred_to) == (True, 4, "legal_aid")
     assert [(e.from_status, e.to_status) for e in events] == [
-        (None, "new"), ("new", "claimed"), ("claimed", "referred"), ("referred", "claimed"),
-        ("claimed", "resolved"), ("resolved", "closed"), ("closed", "claimed")]
+        (None, "new"),
+        ("new", "claimed"),
+        ("claimed", "referred"),
+        ("referred", "claimed"),
+        ("claimed", "resolved"),
+        ("resolved", "closed"),
+        ("closed", "claimed"),
+    ]
     assert {e.actor for e in events} == {"worker", "Counsellor Li"}
 
 
@@ -283,7 +328,10 @@ async def test_staff_command_is_for_admins(api, desk) -> None:
     assert "已添加 Counsellor Sun（counsellor）" in forum.messages[-1].plain
     forum.send(admin, "/staff list")
     await settle()
-    assert "工作人员（4 人）" in forum.messages[-1].plain and "Counsellor Sun" in forum.messages[-1].plain
+    assert (
+        "工作人员（4 人）" in forum.messages[-1].plain
+        and "Counsellor Sun" in forum.messages[-1].plain
+    )
 
 
 async def test_forget_deletes_the_tickets_topics_in_the_staff_group(api, desk) -> None:

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from content.office_hours import OfficeHours
 from content.catalog import PACKAGED
+from content.office_hours import OfficeHours
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 WEEKDAY = ["09:00-12:00", "13:30-17:30"]
@@ -22,8 +22,13 @@ def schedule(**changes: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "timezone": "Asia/Shanghai",
         "weekly": {
-            "monday": WEEKDAY, "tuesday": WEEKDAY, "wednesday": WEEKDAY, "thursday": WEEKDAY,
-            "friday": WEEKDAY, "saturday": ["09:00-12:00"], "sunday": [],
+            "monday": WEEKDAY,
+            "tuesday": WEEKDAY,
+            "wednesday": WEEKDAY,
+            "thursday": WEEKDAY,
+            "friday": WEEKDAY,
+            "saturday": ["09:00-12:00"],
+            "sunday": [],
         },
         "holidays": ["2026-05-04"] + [f"2026-02-{day}" for day in range(15, 24)],
         "extra_working_days": ["2026-01-04", "2026-02-14"],
@@ -44,22 +49,25 @@ def hours() -> OfficeHours:
 # 2026-03-02 is a Monday; 2026-03-01 a Sunday, 2026-03-07 a Saturday.
 
 
-@pytest.mark.parametrize(("at", "open_"), [
-    (local(2026, 3, 2, 8, 59, 59), False),
-    (local(2026, 3, 2, 9, 0), True),
-    (local(2026, 3, 2, 11, 59, 59), True),
-    (local(2026, 3, 2, 12, 0), False),   # lunch break
-    (local(2026, 3, 2, 13, 29), False),
-    (local(2026, 3, 2, 13, 30), True),
-    (local(2026, 3, 2, 17, 29, 59), True),
-    (local(2026, 3, 2, 17, 30), False),
-    (local(2026, 3, 7, 10, 0), True),    # Saturday morning
-    (local(2026, 3, 7, 14, 0), False),   # Saturday afternoon
-    (local(2026, 3, 1, 10, 0), False),   # Sunday
-    (local(2026, 5, 4, 10, 0), False),   # a holiday on a Monday
-    (local(2026, 2, 14, 14, 0), True),   # an extra working Saturday keeps Monday's hours
-    (local(2026, 1, 4, 10, 0), True),    # an extra working Sunday
-])
+@pytest.mark.parametrize(
+    ("at", "open_"),
+    [
+        (local(2026, 3, 2, 8, 59, 59), False),
+        (local(2026, 3, 2, 9, 0), True),
+        (local(2026, 3, 2, 11, 59, 59), True),
+        (local(2026, 3, 2, 12, 0), False),  # lunch break
+        (local(2026, 3, 2, 13, 29), False),
+        (local(2026, 3, 2, 13, 30), True),
+        (local(2026, 3, 2, 17, 29, 59), True),
+        (local(2026, 3, 2, 17, 30), False),
+        (local(2026, 3, 7, 10, 0), True),  # Saturday morning
+        (local(2026, 3, 7, 14, 0), False),  # Saturday afternoon
+        (local(2026, 3, 1, 10, 0), False),  # Sunday
+        (local(2026, 5, 4, 10, 0), False),  # a holiday on a Monday
+        (local(2026, 2, 14, 14, 0), True),  # an extra working Saturday keeps Monday's hours
+        (local(2026, 1, 4, 10, 0), True),  # an extra working Sunday
+    ],
+)
 def test_is_open(hours: OfficeHours, at: datetime, open_: bool) -> None:
     assert hours.is_open(at) is open_
 
@@ -81,10 +89,12 @@ def test_next_opening_across_the_spring_festival(hours: OfficeHours) -> None:
 
 
 def test_next_opening_gives_up_when_the_office_never_opens() -> None:
-    closed = OfficeHours.from_mapping(schedule(
-        weekly={day: [] for day in schedule()["weekly"]},
-        extra_working_days=[],
-    ))
+    closed = OfficeHours.from_mapping(
+        schedule(
+            weekly={day: [] for day in schedule()["weekly"]},
+            extra_working_days=[],
+        )
+    )
     with pytest.raises(ValueError, match="does not open within 60 days"):
         closed.next_opening(local(2026, 3, 2, 10, 0))
 
@@ -98,7 +108,9 @@ def test_open_time_between(hours: OfficeHours) -> None:
     assert over_lunch == timedelta(hours=1, minutes=30)
     assert over_a_night == timedelta(hours=1, minutes=30)
     assert over_a_weekend == timedelta(minutes=30) + timedelta(hours=3) + timedelta(hours=1)
-    assert hours.open_time_between(local(2026, 3, 7, 12, 0), local(2026, 3, 9, 9, 0)) == timedelta(0)
+    assert hours.open_time_between(local(2026, 3, 7, 12, 0), local(2026, 3, 9, 9, 0)) == timedelta(
+        0
+    )
 
 
 def test_open_time_between_is_zero_when_end_is_not_after_start(hours: OfficeHours) -> None:
@@ -129,7 +141,9 @@ def test_naive_times_are_refused(hours: OfficeHours) -> None:
 
 
 def test_a_span_may_run_until_midnight() -> None:
-    late = OfficeHours.from_mapping(schedule(weekly={**schedule()["weekly"], "monday": ["20:00-24:00"]}))
+    late = OfficeHours.from_mapping(
+        schedule(weekly={**schedule()["weekly"], "monday": ["20:00-24:00"]})
+    )
     assert late.is_open(local(2026, 3, 2, 23, 59))
     assert not late.is_open(local(2026, 3, 3, 0, 0))
     overnight = late.open_time_between(local(2026, 3, 2, 23, 0), local(2026, 3, 3, 9, 30))
@@ -148,36 +162,53 @@ def weekly_with(day: str, spans: Any) -> dict[str, Any]:
     return {**schedule()["weekly"], day: spans}
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"weekly": weekly_with("monday", ["25:00-26:00"])}, "weekly.monday: '25:00-26:00' is not a span"),
-    ({"weekly": weekly_with("monday", ["09:60-10:00"])}, "minutes from 00 to 59"),
-    ({"weekly": weekly_with("monday", ["17:00-09:00"])}, "'17:00-09:00' ends before it starts"),
-    ({"weekly": weekly_with("monday", ["9am-5pm"])}, "'9am-5pm' is not a span"),
-    ({"weekly": weekly_with("monday", ["09:00-12:00", "11:00-14:00"])}, "overlap"),
-    ({"weekly": weekly_with("monday", "09:00-12:00")}, "expected a list of spans"),
-    ({"weekly": weekly_with("funday", [])}, "unknown weekday 'funday'"),
-    ({"weekly": {k: v for k, v in schedule()["weekly"].items() if k != "sunday"}}, "sunday is missing"),
-    ({"holidays": ["2026-02-30"]}, "holidays: '2026-02-30' is not a date"),
-    ({"holidays": "2026-01-01"}, "holidays must be a list"),
-    ({"holidays": ["2026-02-14"]}, "2026-02-14 is both a holiday and an extra working day"),
-    ({"timezone": "Asia/Nowhere"}, "unknown timezone 'Asia/Nowhere'"),
-    ({"holiday": ["2026-01-01"]}, "unknown setting 'holiday'"),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"weekly": weekly_with("monday", ["25:00-26:00"])},
+            "weekly.monday: '25:00-26:00' is not a span",
+        ),
+        ({"weekly": weekly_with("monday", ["09:60-10:00"])}, "minutes from 00 to 59"),
+        ({"weekly": weekly_with("monday", ["17:00-09:00"])}, "'17:00-09:00' ends before it starts"),
+        ({"weekly": weekly_with("monday", ["9am-5pm"])}, "'9am-5pm' is not a span"),
+        ({"weekly": weekly_with("monday", ["09:00-12:00", "11:00-14:00"])}, "overlap"),
+        ({"weekly": weekly_with("monday", "09:00-12:00")}, "expected a list of spans"),
+        ({"weekly": weekly_with("funday", [])}, "unknown weekday 'funday'"),
+        (
+            {"weekly": {k: v for k, v in schedule()["weekly"].items() if k != "sunday"}},
+            "sunday is missing",
+        ),
+        ({"holidays": ["2026-02-30"]}, "holidays: '2026-02-30' is not a date"),
+        ({"holidays": "2026-01-01"}, "holidays must be a list"),
+        ({"holidays": ["2026-02-14"]}, "2026-02-14 is both a holiday and an extra working day"),
+        ({"timezone": "Asia/Nowhere"}, "unknown timezone 'Asia/Nowhere'"),
+        ({"holiday": ["2026-01-01"]}, "unknown setting 'holiday'"),
+    ],
+)
 def test_malformed_settings_are_refused(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         OfficeHours.from_mapping(schedule(**changes))
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("timezone: Asia/Shanghai\nweekly: {monday: ['25:00-26:00']}\n", "'25:00-26:00' is not a span"),
-    (
-        "timezone: Asia/Shanghai\nweekly: {monday: [], tuesday: [], wednesday: [], thursday: [],"
-        " friday: [], saturday: [], sunday: []}\nholidays:\n  - 2026-02-30\n",
-        "holidays: '2026-02-30' is not a date",
-    ),
-    ("timezone: [unclosed\n", "is not valid YAML"),
-])
-def test_malformed_files_are_refused_naming_the_file(tmp_path: Path, text: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "timezone: Asia/Shanghai\nweekly: {monday: ['25:00-26:00']}\n",
+            "'25:00-26:00' is not a span",
+        ),
+        (
+            "timezone: Asia/Shanghai\nweekly: {monday: [], tuesday: [], wednesday: [],"
+            " thursday: [], friday: [], saturday: [], sunday: []}\nholidays:\n  - 2026-02-30\n",
+            "holidays: '2026-02-30' is not a date",
+        ),
+        ("timezone: [unclosed\n", "is not valid YAML"),
+    ],
+)
+def test_malformed_files_are_refused_naming_the_file(
+    tmp_path: Path, text: str, message: str
+) -> None:
     path = tmp_path / "office_hours.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ValueError, match=re.escape(message)) as error:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from sqlmodel import select
 
 from bot.local_bot_api import LocalBotApi
@@ -24,6 +23,8 @@ async def test_bursts_from_two_workers_stay_in_order_and_apart(api: LocalBotApi,
         await worker.next_messages(10, timeout=10)
     async with hotline.sessions() as session:
         for worker in workers:
-            person = (await session.exec(select(Person).where(Person.external_id == str(worker.id)))).one()
+            person = (
+                await session.exec(select(Person).where(Person.external_id == str(worker.id)))
+            ).one()
             story = (await session.get(Conversation, person.id)).data["answers"]["story"]
             assert story == [f"{worker.id} part {n}" for n in range(10)]

@@ -8,9 +8,20 @@ from bot.local_bot_api import LocalBotApi
 from db.models import Conversation, InboxUpdate, Person, Ticket, TicketMessage
 from tests.conversation import replies, say, texts
 
-FILE_A_COMPLAINT = ("/start", "English", "File a complaint", "I agree", "Unpaid wages",
-                    "Sunrise Electronics", "Yushan", "88 Road", "Not paid since August", "done",
-                    "8500", "Aug-Oct")
+FILE_A_COMPLAINT = (
+    "/start",
+    "English",
+    "File a complaint",
+    "I agree",
+    "Unpaid wages",
+    "Sunrise Electronics",
+    "Yushan",
+    "88 Road",
+    "Not paid since August",
+    "done",
+    "8500",
+    "Aug-Oct",
+)
 
 
 async def file_complaint(worker) -> str:
@@ -31,9 +42,17 @@ async def test_a_worker_sees_only_their_own_tickets(api: LocalBotApi, hotline) -
     assert "You have no complaints yet." in texts(await say(wang, "/mytickets"))
     # A forged button naming Li's ticket is refused like any button not on offer.
     await say(wang, "/mytickets")
-    api.push_update({"callback_query": {
-        "id": "forged-1", "from": wang.user, "chat_instance": "x", "data": "tickets.list|1",
-        "message": wang.last.raw}})
+    api.push_update(
+        {
+            "callback_query": {
+                "id": "forged-1",
+                "from": wang.user,
+                "chat_instance": "x",
+                "data": "tickets.list|1",
+                "message": wang.last.raw,
+            }
+        }
+    )
     got = texts(await replies(wang))
     assert "HL-" not in got and "Sunrise" not in got
 
@@ -43,7 +62,9 @@ async def test_forget_erases_personal_details_and_keeps_anonymous_figures(
 ) -> None:
     worker = api.user(803, "Zhao", username="zhao88", language_code="en")
     await file_complaint(worker)
-    assert "Do you really want to delete your personal details?" in texts(await say(worker, "/forget"))
+    assert "Do you really want to delete your personal details?" in texts(
+        await say(worker, "/forget")
+    )
     assert "Your personal details are deleted." in texts(await say(worker, "Yes, delete"))
     async with hotline.sessions() as session:
         person = (await session.exec(select(Person).where(Person.forgotten_at.is_not(None)))).one()
@@ -52,7 +73,11 @@ async def test_forget_erases_personal_details_and_keeps_anonymous_figures(
         conversation = await session.get(Conversation, person.id)
     assert person.external_id != "803" and person.display_name is None and person.username is None
     assert (ticket.employer, ticket.address, ticket.story, ticket.phone) == (None, None, None, None)
-    assert (ticket.category, ticket.district, ticket.amount_owed) == ("unpaid_wages", "yushan", 8500)
+    assert (ticket.category, ticket.district, ticket.amount_owed) == (
+        "unpaid_wages",
+        "yushan",
+        8500,
+    )
     assert messages == [] and conversation is None
     async with hotline.sessions() as session:
         kept = (await session.exec(select(InboxUpdate))).all()

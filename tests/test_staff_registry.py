@@ -7,16 +7,22 @@ from tests.test_cli import hotline
 
 def test_staff_are_added_listed_changed_and_removed(database_url: str) -> None:
     env = {"DATABASE_URL": database_url}
-    added = hotline("staff", "add", "5550001", "--role", "counsellor", "--alias", "Counsellor Li", env=env)
+    added = hotline(
+        "staff", "add", "5550001", "--role", "counsellor", "--alias", "Counsellor Li", env=env
+    )
     assert added.returncode == 0, added.stderr
     assert added.stdout.strip() == "Added Counsellor Li (counsellor), Telegram user 5550001."
     hotline("staff", "add", "5550002", "--role", "admin", "--alias", "Admin Wu", env=env)
-    changed = hotline("staff", "add", "5550001", "--role", "coordinator", "--alias", "Coordinator Li", env=env)
+    changed = hotline(
+        "staff", "add", "5550001", "--role", "coordinator", "--alias", "Coordinator Li", env=env
+    )
     assert changed.stdout.startswith("Updated Coordinator Li (coordinator)")
     listed = hotline("staff", "list", env=env).stdout.splitlines()
-    assert listed == ["     5550002  admin        Admin Wu",
-                      "     5550001  coordinator  Coordinator Li",
-                      "2 staff member(s)."]
+    assert listed == [
+        "     5550002  admin        Admin Wu",
+        "     5550001  coordinator  Coordinator Li",
+        "2 staff member(s).",
+    ]
     assert hotline("staff", "remove", "5550002", env=env).returncode == 0
     again = hotline("staff", "remove", "5550002", env=env)
     assert again.returncode == 1 and "no staff member has Telegram user id 5550002" in again.stderr

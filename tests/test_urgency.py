@@ -21,8 +21,9 @@ async def start_desk(api, start_hotline, clock, **settings):
     forum = api.forum(STAFF_CHAT, "Hotline staff")
     hotline = await start_hotline(staff_chat_id=STAFF_CHAT, clock=clock, **settings)
     async with hotline.sessions() as session, session.begin():
-        await register_staff(session, channel="telegram", external_id="771", role="counsellor",
-                             alias="Counsellor Li")
+        await register_staff(
+            session, channel="telegram", external_id="771", role="counsellor", alias="Counsellor Li"
+        )
     return hotline, forum
 
 
@@ -42,7 +43,9 @@ async def test_outside_office_hours_the_worker_is_told_when_to_expect_an_answer(
     assert "Monday 30/11 at 09:00" in got and "110" in got
 
 
-async def test_in_office_hours_nothing_is_said_about_closing(api: LocalBotApi, start_hotline) -> None:
+async def test_in_office_hours_nothing_is_said_about_closing(
+    api: LocalBotApi, start_hotline
+) -> None:
     await start_desk(api, start_hotline, OfficeClock())
     worker = api.user(1202, language_code="en")
     assert "closed" not in await talk(worker, "My boss took my ID card")
@@ -67,8 +70,11 @@ async def test_an_unclaimed_ticket_is_recalled_each_sla_period_until_claimed(
     clock.advance(timedelta(hours=32))  # Tuesday 19:00: the office is closed
     assert await hotline.remind_unclaimed() == 0
     clock.advance(timedelta(hours=14))  # Wednesday 09:00
-    forum.press(api.user(771, "Li"), "认领", message=next(
-        m for m in forum.topic_messages(thread) if m.button_texts))
+    forum.press(
+        api.user(771, "Li"),
+        "认领",
+        message=next(m for m in forum.topic_messages(thread) if m.button_texts),
+    )
     await asyncio.sleep(0.3)
     assert await hotline.remind_unclaimed() == 0, "claimed tickets are not recalled"
     assert hotline.application.job_queue.get_jobs_by_name("sla-reminders"), "checked every minute"
@@ -95,7 +101,9 @@ async def test_crisis_words_bring_emergency_numbers_and_an_urgent_ticket(
     assert ticket.urgent is True and ticket.kind == "talk"
 
 
-async def test_crisis_words_in_english_flag_the_open_ticket(api: LocalBotApi, start_hotline) -> None:
+async def test_crisis_words_in_english_flag_the_open_ticket(
+    api: LocalBotApi, start_hotline
+) -> None:
     hotline, forum = await start_desk(api, start_hotline, OfficeClock())
     worker = api.user(1205, language_code="en")
     await talk(worker, "They beat me at the dormitory")

@@ -53,8 +53,14 @@ class BotMessage:
     deleted: bool = False
 
     @classmethod
-    def of(cls, message: dict, text: str | None, parse_mode: str | None,
-           markup: dict | None = None, copied_from: tuple[int, int] | None = None) -> BotMessage:
+    def of(
+        cls,
+        message: dict,
+        text: str | None,
+        parse_mode: str | None,
+        markup: dict | None = None,
+        copied_from: tuple[int, int] | None = None,
+    ) -> BotMessage:
         kind = next((kind for kind in _KINDS if kind in message), "other")
         media = message.get(kind) if kind != "text" else None
         if isinstance(media, list):  # photo sizes, largest last
@@ -91,8 +97,10 @@ class BotMessage:
 
 def _inline_buttons(message: dict) -> list[list[Button]]:
     rows = (message.get("reply_markup") or {}).get("inline_keyboard") or []
-    return [[Button(b.get("text", ""), b.get("callback_data"), b.get("url")) for b in row]
-            for row in rows]
+    return [
+        [Button(b.get("text", ""), b.get("callback_data"), b.get("url")) for b in row]
+        for row in rows
+    ]
 
 
 def _button_text(button: str | dict) -> str:
@@ -138,8 +146,14 @@ class Chat:
 
     # --- the server's side ---
 
-    def compose(self, sender: dict, content: dict, *, thread_id: int | None = None,
-                reply_to: int | None = None) -> dict:
+    def compose(
+        self,
+        sender: dict,
+        content: dict,
+        *,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+    ) -> dict:
         """Store a new Message in this chat and return it."""
         replied = self._history.get(reply_to) if reply_to is not None else None
         if reply_to is not None and replied is None:
@@ -149,8 +163,12 @@ class Chat:
         if thread_id is not None and replied is None:
             replied = self._history.get(thread_id)  # in a topic, Telegram replies to its root
         self._last_message_id += 1
-        message = {"message_id": self._last_message_id, "from": sender,
-                   "date": int(time.time()), "chat": self.chat}
+        message = {
+            "message_id": self._last_message_id,
+            "from": sender,
+            "date": int(time.time()),
+            "chat": self.chat,
+        }
         if thread_id is not None:
             message["message_thread_id"] = thread_id
             message["is_topic_message"] = True
@@ -191,24 +209,35 @@ class Chat:
 
     # --- the person's side ---
 
-    def _post(self, sender: dict, content: dict, *, thread_id: int | None = None,
-              reply_to: int | None = None) -> dict:
+    def _post(
+        self,
+        sender: dict,
+        content: dict,
+        *,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+    ) -> dict:
         message = self.compose(sender, content, thread_id=thread_id, reply_to=reply_to)
         self._api.push_update({"message": message})
         return message
 
     def _press(self, presser: FakeUser, button: str | int, message: BotMessage | None) -> dict:
         if message is None:
-            message = next((m for m in reversed(self.messages) if m.buttons and not m.deleted),
-                           None)
+            message = next(
+                (m for m in reversed(self.messages) if m.buttons and not m.deleted), None
+            )
             if message is None:
                 raise LookupError(f"no bot message with an inline keyboard in {self!r}")
         chosen = _choose(message, button)
         if chosen.callback_data is None:
             raise LookupError(f"button {chosen.text!r} has no callback_data (url={chosen.url})")
-        query = {"id": f"LOCAL-query-{next(_query_ids)}", "from": presser.user,
-                 "message": message.raw, "chat_instance": f"LOCAL-instance-{self.id}",
-                 "data": chosen.callback_data}
+        query = {
+            "id": f"LOCAL-query-{next(_query_ids)}",
+            "from": presser.user,
+            "message": message.raw,
+            "chat_instance": f"LOCAL-instance-{self.id}",
+            "data": chosen.callback_data,
+        }
         self._api.push_update({"callback_query": query})
         return query
 
@@ -222,7 +251,7 @@ class Chat:
             remaining = deadline - loop.time()
             if remaining <= 0 or not await self._activity(remaining):
                 raise TimeoutError(self._missing(n, timeout))
-        batch = self.messages[self._cursor:self._cursor + n]
+        batch = self.messages[self._cursor : self._cursor + n]
         self._cursor += n
         return batch
 
@@ -230,7 +259,7 @@ class Chat:
         """Wait until the bot has said nothing here for `seconds`; return what is unread."""
         while await self._activity(seconds):
             pass
-        batch = self.messages[self._cursor:]
+        batch = self.messages[self._cursor :]
         self._cursor = len(self.messages)
         return batch
 
@@ -242,10 +271,12 @@ class Chat:
         return bool(done)
 
     def _missing(self, n: int, timeout: float) -> str:
-        unread = self.messages[self._cursor:]
-        seen = [m.plain for m in self.messages[max(self._cursor - 3, 0):self._cursor]]
-        return (f"{self!r}: expected {n} new bot message(s) within {timeout}s, got "
-                f"{len(unread)}: {[m.plain for m in unread]}; before them: {seen}")
+        unread = self.messages[self._cursor :]
+        seen = [m.plain for m in self.messages[max(self._cursor - 3, 0) : self._cursor]]
+        return (
+            f"{self!r}: expected {n} new bot message(s) within {timeout}s, got "
+            f"{len(unread)}: {[m.plain for m in unread]}; before them: {seen}"
+        )
 
 
 def _choose(message: BotMessage, button: str | int) -> Button:
@@ -258,8 +289,9 @@ def _choose(message: BotMessage, button: str | int) -> Button:
         partial = [b for b in flat if button in b.text]
         if exact or partial:
             return (exact or partial)[0]
-    raise LookupError(f"no button {button!r} on message {message.message_id}; "
-                      f"buttons: {message.button_texts}")
+    raise LookupError(
+        f"no button {button!r} on message {message.message_id}; buttons: {message.button_texts}"
+    )
 
 
 class FakeUser(Chat):
@@ -280,11 +312,17 @@ class FakeUser(Chat):
         photo = self._api.files.new_photo(file_size)
         return self._post(self.user, {"photo": photo, **_caption(caption)})
 
-    def send_document(self, file_name: str = "contract.pdf", *,
-                      mime_type: str = "application/pdf", file_size: int = 120_000,
-                      caption: str | None = None) -> dict:
-        document = self._api.files.new("document", file_size, file_name=file_name,
-                                       mime_type=mime_type)
+    def send_document(
+        self,
+        file_name: str = "contract.pdf",
+        *,
+        mime_type: str = "application/pdf",
+        file_size: int = 120_000,
+        caption: str | None = None,
+    ) -> dict:
+        document = self._api.files.new(
+            "document", file_size, file_name=file_name, mime_type=mime_type
+        )
         return self._post(self.user, {"document": document, **_caption(caption)})
 
     def send_voice(self, *, duration: int = 7, file_size: int = 30_000) -> dict:
@@ -303,8 +341,11 @@ class FakeUser(Chat):
         return self._post(self.user, {"location": {"latitude": latitude, "longitude": longitude}})
 
     def send_contact(self, phone_number: str) -> dict:
-        contact = {"phone_number": phone_number, "first_name": self.user["first_name"],
-                   "user_id": self.id}
+        contact = {
+            "phone_number": phone_number,
+            "first_name": self.user["first_name"],
+            "user_id": self.id,
+        }
         return self._post(self.user, {"contact": contact})
 
     def edit(self, message_id: int, text: str) -> dict:
@@ -325,12 +366,14 @@ class FakeForum(Chat):
     """The staff supergroup: forum topics, one per case, where counsellors talk to the bot."""
 
     def __init__(self, api: LocalBotApi, chat_id: int, title: str) -> None:
-        super().__init__(api, {"id": chat_id, "type": "supergroup", "title": title,
-                               "is_forum": True})
+        super().__init__(
+            api, {"id": chat_id, "type": "supergroup", "title": title, "is_forum": True}
+        )
         self.topics: dict[int, dict] = {}
 
-    def open_topic(self, sender: dict, name: str, icon_color: int,
-                   icon_custom_emoji_id: str | None = None) -> int:
+    def open_topic(
+        self, sender: dict, name: str, icon_color: int, icon_custom_emoji_id: str | None = None
+    ) -> int:
         """Create a topic; its thread id is the id of the service message that created it."""
         created = {"name": name, "icon_color": icon_color}
         if icon_custom_emoji_id:
@@ -338,27 +381,38 @@ class FakeForum(Chat):
         root = self.compose(sender, {"forum_topic_created": created})
         thread_id = root["message_id"]
         root.update(message_thread_id=thread_id, is_topic_message=True)
-        self.topics[thread_id] = {"name": name, "icon_color": icon_color, "closed": False,
-                                  "edits": []}
+        self.topics[thread_id] = {
+            "name": name,
+            "icon_color": icon_color,
+            "closed": False,
+            "edits": [],
+        }
         return thread_id
 
     def topic_messages(self, thread_id: int) -> list[BotMessage]:
         return [m for m in self.messages if m.message_thread_id == thread_id]
 
-    def send(self, member: FakeUser, text: str, *, thread_id: int | None = None,
-             reply_to: int | None = None) -> dict:
+    def send(
+        self,
+        member: FakeUser,
+        text: str,
+        *,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+    ) -> dict:
         self._check_topic(thread_id)
-        return self._post(member.user, _text_content(text), thread_id=thread_id,
-                          reply_to=reply_to)
+        return self._post(member.user, _text_content(text), thread_id=thread_id, reply_to=reply_to)
 
-    def send_photo(self, member: FakeUser, *, thread_id: int | None = None,
-                   caption: str | None = None) -> dict:
+    def send_photo(
+        self, member: FakeUser, *, thread_id: int | None = None, caption: str | None = None
+    ) -> dict:
         self._check_topic(thread_id)
         photo = self._api.files.new_photo(85_000)
         return self._post(member.user, {"photo": photo, **_caption(caption)}, thread_id=thread_id)
 
-    def press(self, member: FakeUser, button: str | int, *,
-              message: BotMessage | None = None) -> dict:
+    def press(
+        self, member: FakeUser, button: str | int, *, message: BotMessage | None = None
+    ) -> dict:
         return self._press(member, button, message)
 
     def _check_topic(self, thread_id: int | None) -> None:

@@ -10,13 +10,38 @@ import re
 from dataclasses import dataclass
 
 ALLOWED_TAGS = frozenset(
-    {"a", "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "pre",
-     "span", "tg-spoiler", "tg-emoji", "blockquote"}
+    {
+        "a",
+        "b",
+        "strong",
+        "i",
+        "em",
+        "u",
+        "ins",
+        "s",
+        "strike",
+        "del",
+        "code",
+        "pre",
+        "span",
+        "tg-spoiler",
+        "tg-emoji",
+        "blockquote",
+    }
 )
 _SIMPLE_ENTITY_TYPES = {
-    "b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline",
-    "ins": "underline", "s": "strikethrough", "strike": "strikethrough", "del": "strikethrough",
-    "span": "spoiler", "tg-spoiler": "spoiler", "code": "code",
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "span": "spoiler",
+    "tg-spoiler": "spoiler",
+    "code": "code",
 }
 _NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 _ENTITY = re.compile(r"&(?:#(?:[xX]([0-9a-fA-F]+)|([0-9]+))|([a-zA-Z]+))(;?)")
@@ -72,7 +97,7 @@ class _HtmlParser:
                 self.emit(text[i:])
                 break
             if special.start() > i:
-                self.emit(text[i:special.start()])
+                self.emit(text[i : special.start()])
                 i = special.start()
             if text[i] == "&":
                 i = self.entity(i)
@@ -105,7 +130,7 @@ class _HtmlParser:
             i += 1
         if i >= len(text):
             raise self.error("Unclosed start tag", begin)
-        name = text[begin + 1:i].lower()
+        name = text[begin + 1 : i].lower()
         if name not in ALLOWED_TAGS:
             raise self.error(f'Unsupported start tag "{name}"', begin)
         tag = _OpenTag(name, "", self.offset, len(self.out))
@@ -147,7 +172,7 @@ class _HtmlParser:
             close = text.find(text[i], i + 1)
             if close < 0:
                 raise self.error("Unclosed start tag", begin)
-            value = _ENTITY.sub(lambda m: _decode_entity(m) or m.group(0), text[i + 1:close])
+            value = _ENTITY.sub(lambda m: _decode_entity(m) or m.group(0), text[i + 1 : close])
             i = close + 1
         else:
             token = _NAME_TOKEN.match(text, i)
@@ -172,7 +197,7 @@ class _HtmlParser:
         i = begin + 2
         while i < len(text) and text[i] not in _SPACE and text[i] != ">":
             i += 1
-        found = text[begin + 2:i].lower()
+        found = text[begin + 2 : i].lower()
         while i < len(text) and text[i] in _SPACE:
             i += 1
         if i >= len(text) or text[i] != ">":
@@ -180,7 +205,7 @@ class _HtmlParser:
         tag = self.open.pop()
         if found and found != tag.name:
             raise self.error(
-                f'Unmatched end tag at byte offset {len(text[:begin].encode())}, '
+                f"Unmatched end tag at byte offset {len(text[:begin].encode())}, "
                 f'expected "</{tag.name}>", found "</{found}>"'
             )
         self.close(tag)
@@ -191,15 +216,20 @@ class _HtmlParser:
         if length <= 0:
             return
         entity: dict = {"offset": tag.start, "length": length}
-        if tag.name == "code" and tag.argument and self.open and self.open[-1].name == "pre" \
-                and self.open[-1].start == tag.start:
+        if (
+            tag.name == "code"
+            and tag.argument
+            and self.open
+            and self.open[-1].name == "pre"
+            and self.open[-1].start == tag.start
+        ):
             self.open[-1].argument = tag.argument  # <pre><code class="language-x"> is one entity
             return
         if tag.name in _SIMPLE_ENTITY_TYPES:
             entity["type"] = _SIMPLE_ENTITY_TYPES[tag.name]
         elif tag.name == "a":
             entity["type"] = "text_link"
-            entity["url"] = tag.argument or "".join(self.out[tag.chunk:])
+            entity["url"] = tag.argument or "".join(self.out[tag.chunk :])
         elif tag.name == "pre":
             entity["type"] = "pre"
             if tag.argument:
@@ -232,7 +262,7 @@ def strip_text(text: str, entities: list[dict]) -> tuple[str, list[dict]]:
     stripped = text.strip()
     if stripped == text:
         return text, entities
-    shift = utf16_len(text[:len(text) - len(text.lstrip())])
+    shift = utf16_len(text[: len(text) - len(text.lstrip())])
     end = utf16_len(stripped)
     kept = []
     for entity in entities:

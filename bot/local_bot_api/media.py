@@ -38,7 +38,7 @@ class FakeFile:
         if self.content is not None:
             return self.content
         pattern = hashlib.sha256(self.file_unique_id.encode()).digest()
-        return (pattern * (self.size // len(pattern) + 1))[:self.size]
+        return (pattern * (self.size // len(pattern) + 1))[: self.size]
 
 
 class FileStore:
@@ -75,29 +75,47 @@ class FileStore:
         file.kind = kind
         file.path = f"{folder}/{file.file_unique_id}{extension}"
         self._by_path[file.path] = file
-        file.meta = {"file_id": file.file_id, "file_unique_id": file.file_unique_id,
-                     "file_size": file.size}
+        file.meta = {
+            "file_id": file.file_id,
+            "file_unique_id": file.file_unique_id,
+            "file_size": file.size,
+        }
         if kind == "photo":
             file.meta.update(width=1280, height=960)
         elif kind == "document":
             name = file.name or f"file{extension}"
-            file.meta.update(file_name=name,
-                             mime_type=file.mime_type or mimetypes.guess_type(name)[0]
-                             or "application/octet-stream")
+            file.meta.update(
+                file_name=name,
+                mime_type=file.mime_type
+                or mimetypes.guess_type(name)[0]
+                or "application/octet-stream",
+            )
         elif kind == "voice":
             file.meta.update(duration=details.get("duration") or 1, mime_type="audio/ogg")
         elif kind == "video":
-            file.meta.update(width=1280, height=720, duration=details.get("duration") or 1,
-                             mime_type="video/mp4")
+            file.meta.update(
+                width=1280, height=720, duration=details.get("duration") or 1, mime_type="video/mp4"
+            )
         elif kind == "sticker":
-            file.meta.update(width=512, height=512, is_animated=False, is_video=False,
-                             type="regular", emoji=details.get("emoji"))
+            file.meta.update(
+                width=512,
+                height=512,
+                is_animated=False,
+                is_video=False,
+                type="regular",
+                emoji=details.get("emoji"),
+            )
         return file.meta
 
     def new(self, kind: str, size: int, **details: object) -> dict:
         """A fake file a person sends; returns its Telegram object."""
-        return self.assign(self._new(size, name=details.pop("file_name", None),
-                                     mime_type=details.pop("mime_type", None)), kind, **details)
+        return self.assign(
+            self._new(
+                size, name=details.pop("file_name", None), mime_type=details.pop("mime_type", None)
+            ),
+            kind,
+            **details,
+        )
 
     def new_photo(self, size: int) -> list[dict]:
         """A photo as Telegram delivers it: the same picture in growing sizes, each its own file."""

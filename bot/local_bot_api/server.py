@@ -27,18 +27,58 @@ CAPTION_LIMIT = 1024
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
 DEFAULT_TOPIC_COLOR = 7322096
 BLOCKED = "Forbidden: bot was blocked by the user"
-NOT_MODIFIED = ("Bad Request: message is not modified: specified new message content and reply "
-                "markup are exactly the same as a current content and reply markup of the message")
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply "
+    "markup are exactly the same as a current content and reply markup of the message"
+)
 # What a message can carry over into a copy or a forward.
-CONTENT_KEYS = ("text", "entities", "caption", "caption_entities", "photo", "document", "voice",
-                "video", "audio", "animation", "sticker", "location", "contact", "venue")
+CONTENT_KEYS = (
+    "text",
+    "entities",
+    "caption",
+    "caption_entities",
+    "photo",
+    "document",
+    "voice",
+    "video",
+    "audio",
+    "animation",
+    "sticker",
+    "location",
+    "contact",
+    "venue",
+)
 # python-telegram-bot JSON-encodes every non-string parameter but sends strings as they are, so
 # a text like "42" or "true" must not be decoded.
 STRING_PARAMS = frozenset(
-    {"text", "caption", "parse_mode", "name", "callback_query_id", "file_id", "photo",
-     "document", "voice", "video", "sticker", "url", "description", "short_description",
-     "emoji", "title", "action", "icon_custom_emoji_id", "secret_token", "inline_message_id",
-     "query", "phone_number", "first_name", "last_name", "language_code", "ip_address"}
+    {
+        "text",
+        "caption",
+        "parse_mode",
+        "name",
+        "callback_query_id",
+        "file_id",
+        "photo",
+        "document",
+        "voice",
+        "video",
+        "sticker",
+        "url",
+        "description",
+        "short_description",
+        "emoji",
+        "title",
+        "action",
+        "icon_custom_emoji_id",
+        "secret_token",
+        "inline_message_id",
+        "query",
+        "phone_number",
+        "first_name",
+        "last_name",
+        "language_code",
+        "ip_address",
+    }
 )
 _COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
 
@@ -61,8 +101,11 @@ class ApiError(Exception):
         self.retry_after = retry_after
 
     def response(self) -> web.Response:
-        body: dict[str, Any] = {"ok": False, "error_code": self.status,
-                                "description": self.description}
+        body: dict[str, Any] = {
+            "ok": False,
+            "error_code": self.status,
+            "description": self.description,
+        }
         if self.retry_after is not None:
             body["parameters"] = {"retry_after": self.retry_after}
         return web.json_response(body, status=self.status)
@@ -88,7 +131,7 @@ class _Queued:
 
 
 def _update_kind(update: dict) -> str:
-    """"message", "callback_query", ... the one field of an update besides update_id."""
+    """ "message", "callback_query", ... the one field of an update besides update_id."""
     kind = next((key for key in update if key != "update_id"), None)
     if kind is None:
         raise ValueError(f"an update needs a message, callback_query, ...: {update!r}")
@@ -112,9 +155,15 @@ class LocalBotApi:
     outages, blocked users, a call stalled mid-flight) can be scripted per method.
     """
 
-    def __init__(self, token: str = DEFAULT_TOKEN, *,
-                 host: str = "127.0.0.1", port: int = 0, bot_username: str = "hotline_bot",
-                 latency: float = 0.0) -> None:
+    def __init__(
+        self,
+        token: str = DEFAULT_TOKEN,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        bot_username: str = "hotline_bot",
+        latency: float = 0.0,
+    ) -> None:
         self.token = token
         # Seconds each call waits before it is answered: the round trip to Telegram's servers,
         # which loopback does not have (benchmarks compare bots under a realistic network).
@@ -122,9 +171,13 @@ class LocalBotApi:
         self.host = host
         self.port = port
         self.bot_user: dict = {
-            "id": int(token.split(":", 1)[0]), "is_bot": True, "first_name": "Hotline",
-            "username": bot_username, "can_join_groups": True,
-            "can_read_all_group_messages": False, "supports_inline_queries": False,
+            "id": int(token.split(":", 1)[0]),
+            "is_bot": True,
+            "first_name": "Hotline",
+            "username": bot_username,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
         }
         self.files = FileStore()
         self.requests: list[RecordedRequest] = []
@@ -144,21 +197,33 @@ class LocalBotApi:
         self._commands: dict[tuple[str, str], list[dict]] = {}
         self._runner: web.AppRunner | None = None
         methods: dict[str, Callable[[dict], Awaitable[object]]] = {
-            "getMe": self._get_me, "logOut": self._ok, "close": self._ok,
-            "setWebhook": self._set_webhook, "deleteWebhook": self._delete_webhook,
-            "getWebhookInfo": self._get_webhook_info, "getUpdates": self._get_updates,
-            "setMyCommands": self._set_my_commands, "getMyCommands": self._get_my_commands,
+            "getMe": self._get_me,
+            "logOut": self._ok,
+            "close": self._ok,
+            "setWebhook": self._set_webhook,
+            "deleteWebhook": self._delete_webhook,
+            "getWebhookInfo": self._get_webhook_info,
+            "getUpdates": self._get_updates,
+            "setMyCommands": self._set_my_commands,
+            "getMyCommands": self._get_my_commands,
             "deleteMyCommands": self._delete_my_commands,
-            "sendMessage": self._send_message, "editMessageText": self._edit_message_text,
+            "sendMessage": self._send_message,
+            "editMessageText": self._edit_message_text,
             "editMessageReplyMarkup": self._edit_message_reply_markup,
             "deleteMessage": self._delete_message,
             "answerCallbackQuery": self._answer_callback_query,
-            "copyMessage": self._copy_message, "forwardMessage": self._forward_message,
-            "sendPhoto": self._send_photo, "sendDocument": self._send_document,
-            "sendVoice": self._send_voice, "sendVideo": self._send_video,
-            "sendChatAction": self._send_chat_action, "getFile": self._get_file,
-            "getChat": self._get_chat, "createForumTopic": self._create_forum_topic,
-            "editForumTopic": self._edit_forum_topic, "closeForumTopic": self._close_forum_topic,
+            "copyMessage": self._copy_message,
+            "forwardMessage": self._forward_message,
+            "sendPhoto": self._send_photo,
+            "sendDocument": self._send_document,
+            "sendVoice": self._send_voice,
+            "sendVideo": self._send_video,
+            "sendChatAction": self._send_chat_action,
+            "getFile": self._get_file,
+            "getChat": self._get_chat,
+            "createForumTopic": self._create_forum_topic,
+            "editForumTopic": self._edit_forum_topic,
+            "closeForumTopic": self._close_forum_topic,
             "reopenForumTopic": self._reopen_forum_topic,
             "deleteForumTopic": self._delete_forum_topic,
         }
@@ -209,13 +274,23 @@ class LocalBotApi:
 
     # --- people and chats ---
 
-    def user(self, user_id: int, first_name: str = "Worker", *, last_name: str | None = None,
-             username: str | None = None, language_code: str | None = "zh-hans") -> FakeUser:
+    def user(
+        self,
+        user_id: int,
+        first_name: str = "Worker",
+        *,
+        last_name: str | None = None,
+        username: str | None = None,
+        language_code: str | None = "zh-hans",
+    ) -> FakeUser:
         if user_id in self._users:
             return self._users[user_id]
         user = {"id": user_id, "is_bot": False, "first_name": first_name}
-        for key, value in (("last_name", last_name), ("username", username),
-                           ("language_code", language_code)):
+        for key, value in (
+            ("last_name", last_name),
+            ("username", username),
+            ("language_code", language_code),
+        ):
             if value is not None:
                 user[key] = value
         person = self._users[user_id] = FakeUser(self, user)
@@ -270,7 +345,7 @@ class LocalBotApi:
         if not isinstance(offset, int) or offset == 0:
             return
         if offset < 0:
-            del self._pending[:max(len(self._pending) + offset, 0)]
+            del self._pending[: max(len(self._pending) + offset, 0)]
             return
         confirmed = 0
         kept = []
@@ -308,8 +383,16 @@ class LocalBotApi:
 
     # --- scripted faults ---
 
-    def fail(self, method: str, *, status: int = 429, description: str | None = None,
-             retry_after: int | None = None, times: int = 1, chat_id: int | None = None) -> None:
+    def fail(
+        self,
+        method: str,
+        *,
+        status: int = 429,
+        description: str | None = None,
+        retry_after: int | None = None,
+        times: int = 1,
+        chat_id: int | None = None,
+    ) -> None:
         """Make the next `times` calls of `method` (to `chat_id` only, if given) get Telegram's
         error instead of running: flood limits, outages and refusals the bot must survive."""
         if status == 429 and retry_after is None:
@@ -347,8 +430,10 @@ class LocalBotApi:
                 self._stall_waiter = loop.create_future()
             done, _ = await asyncio.wait({self._stall_waiter}, timeout=deadline - loop.time())
             if not done:
-                raise TimeoutError(f"{self.held(method)!r}: fewer than {count} held {method} "
-                                   f"call(s) after {timeout}s")
+                raise TimeoutError(
+                    f"{self.held(method)!r}: fewer than {count} held {method} "
+                    f"call(s) after {timeout}s"
+                )
         return self.held(method)
 
     async def _pass_gate(self, key: str, params: dict) -> None:
@@ -421,8 +506,9 @@ class LocalBotApi:
         uploads: dict[str, FakeFile] = {}
         for key, value in (await request.post()).items():
             if isinstance(value, web.FileField):
-                uploads[key] = self.files.upload(value.file.read(), value.filename,
-                                                 value.content_type)
+                uploads[key] = self.files.upload(
+                    value.file.read(), value.filename, value.content_type
+                )
                 params.setdefault(key, uploads[key].file_id)
             else:
                 params[key] = _decode(key, value)
@@ -475,8 +561,10 @@ class LocalBotApi:
     def _reply_to(chat: Chat, params: dict) -> int | None:
         reply = params.get("reply_parameters") or {}
         if not reply and params.get("reply_to_message_id"):
-            reply = {"message_id": params["reply_to_message_id"],
-                     "allow_sending_without_reply": params.get("allow_sending_without_reply")}
+            reply = {
+                "message_id": params["reply_to_message_id"],
+                "allow_sending_without_reply": params.get("allow_sending_without_reply"),
+            }
         if reply.get("message_id") is None or reply.get("chat_id") not in (None, chat.id):
             return None
         if chat.message(reply["message_id"]) is None:
@@ -505,8 +593,9 @@ class LocalBotApi:
             raise bad_request("unsupported parse_mode")
         plain, entities = strip_text(plain, entities)
         if len(plain) > limit:
-            raise bad_request("message is too long" if key == "text"
-                              else "message caption is too long")
+            raise bad_request(
+                "message is too long" if key == "text" else "message caption is too long"
+            )
         return plain, entities
 
     def _text(self, params: dict) -> dict:
@@ -538,13 +627,23 @@ class LocalBotApi:
                 if data is not None and not 1 <= len(str(data).encode()) <= 64:
                     raise bad_request("BUTTON_DATA_INVALID")
                 if set(button) == {"text"}:
-                    raise bad_request("can't parse inline keyboard button: Text buttons are "
-                                      "unallowed in the inline keyboard")
+                    raise bad_request(
+                        "can't parse inline keyboard button: Text buttons are "
+                        "unallowed in the inline keyboard"
+                    )
         return markup
 
-    def _post(self, chat: Chat, thread_id: int | None, params: dict, content: dict, *,
-              text: str | None, parse_mode: str | None,
-              copied_from: tuple[int, int] | None = None) -> dict:
+    def _post(
+        self,
+        chat: Chat,
+        thread_id: int | None,
+        params: dict,
+        content: dict,
+        *,
+        text: str | None,
+        parse_mode: str | None,
+        copied_from: tuple[int, int] | None = None,
+    ) -> dict:
         """Deliver a bot message: what all sending methods share once the content is checked."""
         markup = self._markup(params)
         reply_to = self._reply_to(chat, params)
@@ -582,16 +681,27 @@ class LocalBotApi:
             raise bad_request("message to edit not found")
         return chat, found
 
-    def _edit(self, chat: Chat, found: BotMessage, changes: dict, markup: dict | None,
-              text: str | None, parse_mode: str | None) -> dict:
+    def _edit(
+        self,
+        chat: Chat,
+        found: BotMessage,
+        changes: dict,
+        markup: dict | None,
+        text: str | None,
+        parse_mode: str | None,
+    ) -> dict:
         """Telegram drops an inline keyboard that an edit does not repeat."""
-        edited = {key: value for key, value in found.raw.items()
-                  if key not in changes and key != "reply_markup"}
+        edited = {
+            key: value
+            for key, value in found.raw.items()
+            if key not in changes and key != "reply_markup"
+        }
         edited.update((key, value) for key, value in changes.items() if value)
         if markup and "inline_keyboard" in markup:
             edited["reply_markup"] = {"inline_keyboard": markup["inline_keyboard"]}
-        if all(edited.get(key) == found.raw.get(key)
-               for key in ("text", "entities", "reply_markup")):
+        if all(
+            edited.get(key) == found.raw.get(key) for key in ("text", "entities", "reply_markup")
+        ):
             raise bad_request(NOT_MODIFIED.removeprefix("Bad Request: "))
         edited["edit_date"] = int(time.time())
         chat.replace(edited)
@@ -628,14 +738,20 @@ class LocalBotApi:
         return True
 
     async def _get_webhook_info(self, params: dict) -> dict:
-        return {"url": self._webhook_url, "has_custom_certificate": False,
-                "pending_update_count": len(self._pending)}
+        return {
+            "url": self._webhook_url,
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._pending),
+        }
 
     async def _get_updates(self, params: dict) -> list[dict]:
         self._wake_poll("conflict")  # Telegram ends an older long poll when a new one comes
         if self._webhook_url:
-            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active; "
-                                "use deleteWebhook to delete the webhook first")
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
+            )
         self._confirm(params.get("offset"))
         limit = min(max(int(params.get("limit") or 100), 1), 100)
         allowed = set(params.get("allowed_updates") or ())
@@ -651,8 +767,11 @@ class LocalBotApi:
             if self._poll is poll:
                 self._poll = None
             if done and poll.result() == "conflict":
-                raise ApiError(409, "Conflict: terminated by other getUpdates request; make sure "
-                                    "that only one bot instance is running")
+                raise ApiError(
+                    409,
+                    "Conflict: terminated by other getUpdates request; make sure "
+                    "that only one bot instance is running",
+                )
             if done and poll.result() == "stopped":
                 return []
 
@@ -680,14 +799,26 @@ class LocalBotApi:
 
     async def _send_message(self, params: dict) -> dict:
         chat, thread_id = self._destination(params)
-        return self._post(chat, thread_id, params, self._text(params), text=str(params["text"]),
-                          parse_mode=params.get("parse_mode"))
+        return self._post(
+            chat,
+            thread_id,
+            params,
+            self._text(params),
+            text=str(params["text"]),
+            parse_mode=params.get("parse_mode"),
+        )
 
     async def _send_media(self, kind: str, params: dict) -> dict:
         chat, thread_id = self._destination(params)
         content = {kind: self._media(kind, params), **self._caption(params)}
-        return self._post(chat, thread_id, params, content, text=params.get("caption"),
-                          parse_mode=params.get("parse_mode"))
+        return self._post(
+            chat,
+            thread_id,
+            params,
+            content,
+            text=params.get("caption"),
+            parse_mode=params.get("parse_mode"),
+        )
 
     async def _send_photo(self, params: dict) -> dict:
         return await self._send_media("photo", params)
@@ -711,8 +842,14 @@ class LocalBotApi:
             raise bad_request("there is no text in the message to edit")
         content = self._text(params)
         changes = {"text": content["text"], "entities": content.get("entities")}
-        return self._edit(chat, found, changes, self._markup(params), str(params["text"]),
-                          params.get("parse_mode"))
+        return self._edit(
+            chat,
+            found,
+            changes,
+            self._markup(params),
+            str(params["text"]),
+            params.get("parse_mode"),
+        )
 
     async def _edit_message_reply_markup(self, params: dict) -> dict:
         chat, found = self._find_bot_message(params)
@@ -727,8 +864,9 @@ class LocalBotApi:
     async def _answer_callback_query(self, params: dict) -> bool:
         presser = self._open_queries.pop(str(params.get("callback_query_id")), None)
         if presser is None:
-            raise bad_request("query is too old and response timeout expired or query ID is "
-                              "invalid")
+            raise bad_request(
+                "query is too old and response timeout expired or query ID is invalid"
+            )
         if presser in self._users:
             self._users[presser].callback_answers.append(params)
         return True
@@ -741,8 +879,9 @@ class LocalBotApi:
             raise bad_request(f"message to {verb} not found")
         content = {key: message[key] for key in CONTENT_KEYS if key in message}
         if not content:
-            raise bad_request("message can't be copied" if verb == "copy"
-                              else "message can't be forwarded")
+            raise bad_request(
+                "message can't be copied" if verb == "copy" else "message can't be forwarded"
+            )
         return (chat.id, message["message_id"]), message, content
 
     async def _copy_message(self, params: dict) -> dict:
@@ -754,18 +893,23 @@ class LocalBotApi:
             content.pop("caption_entities", None)
             content.update(self._caption(params))
             text, parse_mode = params["caption"], params.get("parse_mode")
-        message = self._post(chat, thread_id, params, content, text=text, parse_mode=parse_mode,
-                             copied_from=source)
+        message = self._post(
+            chat, thread_id, params, content, text=text, parse_mode=parse_mode, copied_from=source
+        )
         return {"message_id": message["message_id"]}
 
     async def _forward_message(self, params: dict) -> dict:
         source, original, content = self._original(params, "forward")
         chat, thread_id = self._destination(params)
-        content["forward_origin"] = {"type": "user", "date": original["date"],
-                                     "sender_user": original["from"]}
+        content["forward_origin"] = {
+            "type": "user",
+            "date": original["date"],
+            "sender_user": original["from"],
+        }
         text = content.get("text", content.get("caption"))
-        return self._post(chat, thread_id, params, content, text=text, parse_mode=None,
-                          copied_from=source)
+        return self._post(
+            chat, thread_id, params, content, text=text, parse_mode=None, copied_from=source
+        )
 
     async def _get_file(self, params: dict) -> dict:
         file = self.files.get(str(params.get("file_id")))
@@ -773,15 +917,31 @@ class LocalBotApi:
             raise bad_request("wrong file_id or the file is temporarily unavailable")
         if file.size > DOWNLOAD_LIMIT:
             raise bad_request("file is too big")
-        return {"file_id": file.file_id, "file_unique_id": file.file_unique_id,
-                "file_size": file.size, "file_path": file.path}
+        return {
+            "file_id": file.file_id,
+            "file_unique_id": file.file_unique_id,
+            "file_size": file.size,
+            "file_path": file.path,
+        }
 
     async def _get_chat(self, params: dict) -> dict:
         chat = self._chat(params.get("chat_id"))
-        gifts = dict.fromkeys(("unlimited_gifts", "limited_gifts", "unique_gifts",
-                               "premium_subscription", "gifts_from_channels"), False)
-        return {**chat.chat, "accent_color_id": 0, "max_reaction_count": 11,
-                "accepted_gift_types": gifts}
+        gifts = dict.fromkeys(
+            (
+                "unlimited_gifts",
+                "limited_gifts",
+                "unique_gifts",
+                "premium_subscription",
+                "gifts_from_channels",
+            ),
+            False,
+        )
+        return {
+            **chat.chat,
+            "accent_color_id": 0,
+            "max_reaction_count": 11,
+            "accepted_gift_types": gifts,
+        }
 
     async def _create_forum_topic(self, params: dict) -> dict:
         chat = self._chat(params.get("chat_id"))
@@ -800,8 +960,11 @@ class LocalBotApi:
 
     async def _edit_forum_topic(self, params: dict) -> bool:
         _, _, topic = self._forum_topic(params)
-        changes = {key: params[key] for key in ("name", "icon_custom_emoji_id")
-                   if params.get(key) is not None and params[key] != topic.get(key)}
+        changes = {
+            key: params[key]
+            for key in ("name", "icon_custom_emoji_id")
+            if params.get(key) is not None and params[key] != topic.get(key)
+        }
         if not changes:
             raise bad_request("TOPIC_NOT_MODIFIED")
         if not 1 <= len(str(changes.get("name", "x"))) <= 128:

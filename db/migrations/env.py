@@ -19,7 +19,9 @@ if context.is_offline_mode():
         context.run_migrations()
 else:
     if connection is None:
-        raise RuntimeError("run migrations through `hotline db upgrade`, which hands in a connection")
+        raise RuntimeError(
+            "run migrations through `hotline db upgrade`, which hands in a connection"
+        )
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()

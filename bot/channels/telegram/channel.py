@@ -50,8 +50,11 @@ def build_application(settings: Settings) -> Application:
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_file_base_url)
-        .rate_limiter(AIORateLimiter(overall_max_rate=settings.max_sends_per_second,
-                                     overall_time_period=1, max_retries=3))
+        .rate_limiter(
+            AIORateLimiter(
+                overall_max_rate=settings.max_sends_per_second, overall_time_period=1, max_retries=3
+            )
+        )
         .connection_pool_size(CONCURRENT_TURNS)
         .updater(None)
         .build()
@@ -60,9 +63,14 @@ def build_application(settings: Settings) -> Application:
 
 class TelegramChannel:
     def __init__(
-        self, *, application: Application, engine: Engine,
-        sessions: async_sessionmaker[AsyncSession], staff_chat_id: int | None = None,
-        poll_timeout: int = 30, retry_delay: float = 0.5,
+        self,
+        *,
+        application: Application,
+        engine: Engine,
+        sessions: async_sessionmaker[AsyncSession],
+        staff_chat_id: int | None = None,
+        poll_timeout: int = 30,
+        retry_delay: float = 0.5,
     ) -> None:
         self.application = application
         self.staff_chat_id = staff_chat_id
@@ -127,8 +135,10 @@ class TelegramChannel:
             if row.status == InboxStatus.RECEIVED:
                 self._queue(row.id, update)
             else:
-                self.lanes.submit(self._lane(update),
-                                  lambda row=row, update=update: self._answer_stored(row, update))
+                self.lanes.submit(
+                    self._lane(update),
+                    lambda row=row, update=update: self._answer_stored(row, update),
+                )
 
     async def stop(self) -> None:
         await self.lanes.drain()
@@ -163,12 +173,16 @@ class TelegramChannel:
     async def _answer_stored(self, row: InboxUpdate, update: Update) -> None:
         inbound = to_inbound(update, staff_chat_id=self.staff_chat_id)
         if inbound is not None:
-            await self._carry_out(inbound, [Reply.from_dict(r) for r in row.replies or []],
-                                  [Outgoing.from_dict(o) for o in row.outgoing or []])
+            await self._carry_out(
+                inbound,
+                [Reply.from_dict(r) for r in row.replies or []],
+                [Outgoing.from_dict(o) for o in row.outgoing or []],
+            )
         self.done.add(row.id)
 
-    async def _carry_out(self, inbound: Inbound, replies: Sequence[Reply],
-                         outgoing: Sequence[Outgoing]) -> None:
+    async def _carry_out(
+        self, inbound: Inbound, replies: Sequence[Reply], outgoing: Sequence[Outgoing]
+    ) -> None:
         """Sends the replies where the person wrote, then what goes to topics and workers."""
         if inbound.origin == "staff":
             for reply in replies:
@@ -199,8 +213,14 @@ class TelegramChannel:
         """Sends the replies in order; returns each one's delivery status."""
         return [(await self.send(chat_id, reply))[0] for reply in replies]
 
-    async def send(self, chat_id: int, reply: Reply, *, thread_id: int | None = None,
-                   reply_to: int | None = None) -> tuple[str, int | None]:
+    async def send(
+        self,
+        chat_id: int,
+        reply: Reply,
+        *,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+    ) -> tuple[str, int | None]:
         """Sends one reply: ("sent", its message id), ("blocked", None) when the person
         blocked the bot, or ("failed", None)."""
         chunks = split_text(reply.text)
@@ -208,37 +228,79 @@ class TelegramChannel:
         for index, chunk in enumerate(chunks):
             markup = keyboard(reply) if index == len(chunks) - 1 else None
             status, message_id = await self._send_text(
-                chat_id, chunk, markup, thread_id=thread_id, reply_to=reply_to if index == 0 else None)
+                chat_id,
+                chunk,
+                markup,
+                thread_id=thread_id,
+                reply_to=reply_to if index == 0 else None,
+            )
             if status != "sent":
                 return status, None
         return "sent", message_id
 
-    async def copy(self, chat_id: int, from_chat_id: int, message_id: int, *,
-                   thread_id: int | None = None, reply_to: int | None = None,
-                   caption: str | None = None) -> tuple[str, int | None]:
+    async def copy(
+        self,
+        chat_id: int,
+        from_chat_id: int,
+        message_id: int,
+        *,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+        caption: str | None = None,
+    ) -> tuple[str, int | None]:
         """Copies a message (any kind: text, photo, voice…) from one chat into another."""
         extra = {"caption": caption, "parse_mode": ParseMode.HTML} if caption is not None else {}
         return await self._attempt(
-            chat_id, lambda: self.bot.copy_message(
-                chat_id, from_chat_id, message_id, message_thread_id=thread_id,
-                reply_parameters=reply_parameters(reply_to), **extra))
+            chat_id,
+            lambda: self.bot.copy_message(
+                chat_id,
+                from_chat_id,
+                message_id,
+                message_thread_id=thread_id,
+                reply_parameters=reply_parameters(reply_to),
+                **extra,
+            ),
+        )
 
-    async def _send_text(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None, *,
-                         thread_id: int | None, reply_to: int | None) -> tuple[str, int | None]:
+    async def _send_text(
+        self,
+        chat_id: int,
+        text: str,
+        markup: InlineKeyboardMarkup | None,
+        *,
+        thread_id: int | None,
+        reply_to: int | None,
+    ) -> tuple[str, int | None]:
         try:
-            return await self._attempt(chat_id, lambda: self.bot.send_message(
-                chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup,
-                message_thread_id=thread_id, reply_parameters=reply_parameters(reply_to)),
-                quiet_parse_errors=True)
+            return await self._attempt(
+                chat_id,
+                lambda: self.bot.send_message(
+                    chat_id,
+                    text,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup,
+                    message_thread_id=thread_id,
+                    reply_parameters=reply_parameters(reply_to),
+                ),
+                quiet_parse_errors=True,
+            )
         except _HtmlRejected as error:
             # A bug of ours let unbalanced markup through: better plain text than nothing.
             log.error("HTML rejected for chat %s (%s); sending it as plain text", chat_id, error)
-            return await self._attempt(chat_id, lambda: self.bot.send_message(
-                chat_id, strip_tags(text), reply_markup=markup, message_thread_id=thread_id,
-                reply_parameters=reply_parameters(reply_to)))
+            return await self._attempt(
+                chat_id,
+                lambda: self.bot.send_message(
+                    chat_id,
+                    strip_tags(text),
+                    reply_markup=markup,
+                    message_thread_id=thread_id,
+                    reply_parameters=reply_parameters(reply_to),
+                ),
+            )
 
-    async def _attempt(self, chat_id: int, call, *, quiet_parse_errors: bool = False
-                       ) -> tuple[str, int | None]:
+    async def _attempt(
+        self, chat_id: int, call, *, quiet_parse_errors: bool = False
+    ) -> tuple[str, int | None]:
         """Runs one API call with the retries the rate limiter does not do (5xx, timeouts)."""
         for attempt in range(SEND_ATTEMPTS):
             try:
@@ -274,4 +336,6 @@ async def _acknowledge(query: CallbackQuery, alert: str | None = None) -> None:
 
 
 def _seconds(retry_after) -> float:
-    return retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else float(retry_after)
+    return (
+        retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else float(retry_after)
+    )

@@ -26,9 +26,15 @@ def to_inbound(update: Update, *, staff_chat_id: int | None = None) -> Inbound |
         if origin is None:
             return None
         tag, _, key = (query.data or "").rpartition(CHOICE_SEPARATOR)
-        return _inbound(message.chat.id, query.from_user, InboundKind.CHOICE, origin,
-                        choice=key or None, choice_tag=tag or None,
-                        thread_id=message.message_thread_id if origin == "staff" else None)
+        return _inbound(
+            message.chat.id,
+            query.from_user,
+            InboundKind.CHOICE,
+            origin,
+            choice=key or None,
+            choice_tag=tag or None,
+            thread_id=message.message_thread_id if origin == "staff" else None,
+        )
     message = update.edited_message or update.message
     if message is None or message.from_user is None or message.from_user.is_bot:
         return None
@@ -36,8 +42,14 @@ def to_inbound(update: Update, *, staff_chat_id: int | None = None) -> Inbound |
     if origin is None:
         return None
     if update.edited_message is not None:
-        return _inbound(message.chat.id, message.from_user, InboundKind.EDIT, origin,
-                        text=message.text, **_where(message, origin))
+        return _inbound(
+            message.chat.id,
+            message.from_user,
+            InboundKind.EDIT,
+            origin,
+            text=message.text,
+            **_where(message, origin),
+        )
     return _message_inbound(message, origin)
 
 
@@ -55,9 +67,13 @@ def _where(message: Message, origin: str) -> dict:
     replied = message.reply_to_message
     if replied is not None and replied.forum_topic_created is not None:
         replied = None
-    return {"message_id": message.message_id,
-            "thread_id": message.message_thread_id if origin == "staff" and message.is_topic_message else None,
-            "reply_to": replied.message_id if replied else None}
+    return {
+        "message_id": message.message_id,
+        "thread_id": message.message_thread_id
+        if origin == "staff" and message.is_topic_message
+        else None,
+        "reply_to": replied.message_id if replied else None,
+    }
 
 
 def _message_inbound(message: Message, origin: str) -> Inbound:
@@ -68,13 +84,21 @@ def _message_inbound(message: Message, origin: str) -> Inbound:
         command = _command(message)
         if command is not None:
             _, _, args = text[1:].partition(" ")
-            return _inbound(chat_id, user, InboundKind.COMMAND, origin, command=command,
-                            text=args or None, **where)
+            return _inbound(
+                chat_id,
+                user,
+                InboundKind.COMMAND,
+                origin,
+                command=command,
+                text=args or None,
+                **where,
+            )
         return _inbound(chat_id, user, InboundKind.TEXT, origin, text=text, **where)
     media = _media(message)
     if media is not None:
-        return _inbound(chat_id, user, InboundKind.MEDIA, origin, media=media,
-                        text=message.caption, **where)
+        return _inbound(
+            chat_id, user, InboundKind.MEDIA, origin, media=media, text=message.caption, **where
+        )
     if message.location is not None:
         return _inbound(chat_id, user, InboundKind.LOCATION, origin, **where)
     return _inbound(chat_id, user, InboundKind.OTHER, origin, **where)
@@ -94,9 +118,13 @@ def _media(message: Message) -> Media | None:
             continue
         if kind == "photo":
             item = item[-1]  # the largest size
-        return Media(kind=kind, file_id=item.file_id, file_size=item.file_size,
-                     mime_type=getattr(item, "mime_type", None),
-                     file_name=getattr(item, "file_name", None))
+        return Media(
+            kind=kind,
+            file_id=item.file_id,
+            file_size=item.file_size,
+            mime_type=getattr(item, "mime_type", None),
+            file_name=getattr(item, "file_name", None),
+        )
     return None
 
 
@@ -104,7 +132,10 @@ def _inbound(chat_id: int, user, kind: InboundKind, origin: str, **fields) -> In
     """Workers are known by their chat; staff by their own user id."""
     person = chat_id if origin == "worker" else (user.id if user else 0)
     return Inbound(
-        channel=CHANNEL, person_id=str(person), kind=kind, origin=origin,
+        channel=CHANNEL,
+        person_id=str(person),
+        kind=kind,
+        origin=origin,
         display_name=user.full_name if user else None,
         username=user.username if user else None,
         language_hint=user.language_code if user else None,

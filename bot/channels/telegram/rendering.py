@@ -59,7 +59,9 @@ def split_text(text: str) -> list[str]:
 
 def strip_tags(text: str) -> str:
     plain = re.sub(r"<[^>]+>", "", text)
-    return plain.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&amp;", "&")
+    return (
+        plain.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&amp;", "&")
+    )
 
 
 def reply_parameters(message_id: int | None) -> ReplyParameters | None:

@@ -37,17 +37,22 @@ class StaffGroup:
                 return
             if item.action == "copy":
                 status, sent_id = await self.channel.copy(
-                    chat, int(item.worker), item.copy_of, thread_id=topic, reply_to=item.reply_to)
+                    chat, int(item.worker), item.copy_of, thread_id=topic, reply_to=item.reply_to
+                )
             else:
                 status, sent_id = await self.channel.send(
-                    chat, item.reply, thread_id=topic, reply_to=item.reply_to)
+                    chat, item.reply, thread_id=topic, reply_to=item.reply_to
+                )
             await self._record(item, status, staff_message_id=sent_id)
             return
         if item.action == "copy":
             status, sent_id = await self.channel.copy(
-                int(item.worker), chat, item.copy_of, caption=item.caption, reply_to=item.reply_to)
+                int(item.worker), chat, item.copy_of, caption=item.caption, reply_to=item.reply_to
+            )
         else:
-            status, sent_id = await self.channel.send(int(item.worker), item.reply, reply_to=item.reply_to)
+            status, sent_id = await self.channel.send(
+                int(item.worker), item.reply, reply_to=item.reply_to
+            )
         await self._record(item, status, worker_message_id=sent_id)
         if status != "sent" and item.on_failure is not None and chat is not None:
             topic = await self._topic(item)
@@ -64,18 +69,23 @@ class StaffGroup:
             return ticket.topic_id
         try:
             topic = await self.channel.bot.create_forum_topic(
-                self.channel.staff_chat_id, name=item.topic_title)
+                self.channel.staff_chat_id, name=item.topic_title
+            )
         except TelegramError as error:
             log.error("could not open a topic for ticket %s: %s", item.ticket_id, error)
             return None
         async with self.channel.sessions() as session, session.begin():
-            return await tickets.set_topic(session, ticket_id=item.ticket_id,
-                                           topic_id=topic.message_thread_id)
+            return await tickets.set_topic(
+                session, ticket_id=item.ticket_id, topic_id=topic.message_thread_id
+            )
 
     async def _set_topic_state(self, topic: int, state: str | None) -> None:
         bot = self.channel.bot
-        call = {"close": bot.close_forum_topic, "reopen": bot.reopen_forum_topic,
-                "delete": bot.delete_forum_topic}[state]
+        call = {
+            "close": bot.close_forum_topic,
+            "reopen": bot.reopen_forum_topic,
+            "delete": bot.delete_forum_topic,
+        }[state]
         try:
             await call(self.channel.staff_chat_id, topic)
         except BadRequest as error:  # already in that state
@@ -85,5 +95,6 @@ class StaffGroup:
         if item.record is None:
             return
         async with self.channel.sessions() as session, session.begin():
-            await tickets.record_delivery(session, message_id=item.record, status=status,
-                                          **message_ids)
+            await tickets.record_delivery(
+                session, message_id=item.record, status=status, **message_ids
+            )
