@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from db.models import OPEN_STATUSES, TicketStatus
 from db.people import forget_person
-from db.tickets import tickets_of
+from db.tickets import change_status, tickets_of
 from handlers.flow import END, FINISHED, Flow, Outcome, Turn
 from handlers.mediation import queue
 
@@ -21,6 +22,14 @@ async def forget(turn: Turn) -> Outcome:
         turn.say("privacy.kept")
         return FINISHED
     for ticket in await tickets_of(turn.session, person_id=turn.person.id):
+        if ticket.status in OPEN_STATUSES:  # nobody can follow it up any more
+            await change_status(
+                turn.session,
+                ticket=ticket,
+                to_status=TicketStatus.CLOSED,
+                actor="worker",
+                now=turn.now,
+            )
         if ticket.topic_id is not None:  # the copies of what they sent, in the staff group
             queue(
                 turn.outgoing,

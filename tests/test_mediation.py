@@ -344,3 +344,5 @@ async def test_forget_deletes_the_tickets_topics_in_the_staff_group(api, desk) -
     await say(worker, "Yes, delete")
     await settle()
     assert forum.topics == {} and len(api.calls("deleteForumTopic")) == 1
+    async with hotline.sessions() as session:
+        assert (await session.exec(select(Ticket))).one().status == "closed"

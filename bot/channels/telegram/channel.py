@@ -190,7 +190,10 @@ class TelegramChannel:
         else:
             await self.deliver(int(inbound.person_id), replies)
         for item in outgoing:
-            await self.staff_group.carry_out(item)
+            try:
+                await self.staff_group.carry_out(item)
+            except Exception:  # one failed item must not hold back the others
+                log.exception("could not carry out %s for ticket %s", item.action, item.ticket_id)
 
     def _schedule_catch_up(self, person_id: str, delay: float) -> None:
         """python-telegram-bot's job queue asks the held-back question once the flood is over."""
