@@ -120,9 +120,9 @@ class Engine:
                 replies = turn.replies
                 if flood is not Flood.CALM:
                     self._owed.add(key)
-                    replies = (
-                        [Reply(str(turn.t("common.slow_down")))] if flood is Flood.STARTED else []
-                    )
+                    replies = [r for r in turn.replies if r.urgent]
+                    if flood is Flood.STARTED:
+                        replies.append(Reply(str(turn.t("common.slow_down"))))
                 else:
                     self._owed.discard(key)
                 if receipt is not None:

@@ -71,12 +71,14 @@ class Reply:
     text: str
     choices: list[Choice] = field(default_factory=list)
     choice_tag: str | None = None  # which question the buttons answer, to spot old keyboards
+    urgent: bool = False  # sent even while a flood holds the other replies back (crisis)
 
     def to_dict(self) -> dict:
         return {
             "text": self.text,
             "choices": [[c.key, c.label, c.numbered] for c in self.choices],
             "choice_tag": self.choice_tag,
+            "urgent": self.urgent,
         }
 
     @classmethod
@@ -85,6 +87,7 @@ class Reply:
             text=data["text"],
             choices=[Choice(key, label, numbered) for key, label, numbered in data["choices"]],
             choice_tag=data["choice_tag"],
+            urgent=data.get("urgent", False),
         )
 
 

@@ -4,6 +4,7 @@ the staff group an urgent alert on the worker's open ticket, or on a new urgent 
 
 from __future__ import annotations
 
+from bot.messages import Reply
 from db.models import TicketKind
 from db.tickets import open_ticket, tickets_to_write_to
 from handlers.flow import Turn
@@ -14,7 +15,7 @@ async def respond_to_crisis(turn: Turn, words: list[str]) -> None:
     """Runs before the turn's own work, which then goes on as usual."""
     from handlers.talk import message_of
 
-    turn.say("crisis.reply")
+    turn.replies.append(Reply(str(turn.t("crisis.reply")), urgent=True))
     open_now = await tickets_to_write_to(
         turn.session, person_id=turn.person.id, ended_since=turn.now
     )

@@ -117,3 +117,18 @@ async def test_crisis_words_in_english_flag_the_open_ticket(
     assert sum("🚨" in (m.plain or "") for m in forum.topic_messages(thread)) == 2
     async with hotline.sessions() as session:
         assert (await session.exec(select(Ticket))).one().urgent is True
+
+
+async def test_a_crisis_reply_is_never_held_back_by_a_flood(
+    api: LocalBotApi, start_hotline
+) -> None:
+    await start_desk(api, start_hotline, OfficeClock(), flood_messages=3, flood_seconds=30)
+    worker = api.user(1206, language_code="en")
+    for answer in ("/start", "English", "Talk to a person"):
+        await say(worker, answer)
+    worker.send("one")  # the fourth message in the window: the flood starts
+    assert "sending messages very fast" in texts(await worker.quiet(0.5))
+    worker.send("I want to end my life")  # replies are held back now, but not this one
+    got = texts(await worker.quiet(0.8))
+    assert "12356" in got and "110" in got
+    assert "Passed on" not in got, "the ordinary reply is still held back"
