@@ -5,6 +5,7 @@ python-telegram-bot's job queue runs `check` every minute."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -35,10 +36,10 @@ class SlaReminders:
         """Records the reminders due now and returns them for the channel to post."""
         now = self.clock()
         hours = self.catalog.office_hours
-        outgoing: list[Outgoing] = []
         if not hours.is_open(now):
-            return outgoing
+            return []
         async with self.sessions() as session, session.begin():
+            sweep = _Sweep(session=session, outgoing=[], catalog=self.catalog, now=now)
             waiting = await session.exec(
                 select(Ticket).where(
                     Ticket.status == TicketStatus.NEW, col(Ticket.assignee_id).is_(None)
@@ -49,12 +50,17 @@ class SlaReminders:
                 if hours.open_time_between(since, now) < self.sla:
                     continue
                 waited = hours.open_time_between(ticket.created_at, now)
-                notice_in_topic(
-                    outgoing,
-                    self.catalog,
-                    ticket,
-                    "sla.reminder",
-                    minutes=int(waited.total_seconds() // 60),
-                )
+                minutes = int(waited.total_seconds() // 60)
+                notice_in_topic(sweep, ticket, "sla.reminder", minutes=minutes)
                 ticket.reminded_at = now
-        return outgoing
+        return sweep.outgoing
+
+
+@dataclass
+class _Sweep:
+    """One reminder round, doing ticket work as a turn would (handlers.mediation.Work)."""
+
+    session: AsyncSession
+    outgoing: list[Outgoing]
+    catalog: Catalog
+    now: datetime

@@ -208,7 +208,7 @@ async def review(turn: Turn) -> Outcome:
         evidence=turn.data.get("evidence", []),
         author="worker",
     )
-    post_card(turn.outgoing, turn.catalog, ticket, turn.person, evidence)
+    post_card(turn, ticket, turn.person, evidence)
     turn.say("complaint.submitted", reference=ticket.reference)
     say_if_after_hours(turn)
     return FINISHED

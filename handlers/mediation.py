@@ -9,7 +9,7 @@ and queues `Outgoing` items; the channel sends them once the turn has committed.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -27,7 +27,19 @@ from db.models import (
 )
 
 CARD_ACTIONS = ("claim", "refer", "resolve", "close")
+SIGNED = "mediation.signed"
+NOT_DELIVERED = "mediation.not_delivered"
 ENDED = (TicketStatus.RESOLVED, TicketStatus.REFERRED, TicketStatus.CLOSED)
+
+
+class Work(Protocol):
+    """What ticket work needs of the turn doing it, a worker's or a staff member's: the
+    transaction, the list of what to send after it, the content and the time."""
+
+    session: AsyncSession
+    outgoing: list[Outgoing]
+    catalog: Catalog
+    now: datetime
 
 
 def staff_texts(catalog: Catalog) -> Translator:
@@ -45,14 +57,7 @@ def topic_title(catalog: Catalog, ticket: Ticket) -> str:
     return " · ".join(parts)[:128]
 
 
-def card(
-    catalog: Catalog,
-    ticket: Ticket,
-    person: Person,
-    *,
-    evidence: int,
-    assignee: Staff | None = None,
-) -> Reply:
+def card(catalog: Catalog, ticket: Ticket, person: Person, *, evidence: int) -> Reply:
     """The ticket card: the answers, and the worker's name only if they agreed to share it."""
     t = staff_texts(catalog)
     text = t.render(
@@ -63,7 +68,6 @@ def card(
         category=t(f"categories.{ticket.category}") if ticket.category else None,
         district=t(f"districts.{ticket.district}") if ticket.district else None,
         status=t(f"statuses.{ticket.status}"),
-        assignee=assignee.alias if assignee else None,
         worker=_identity(person) if ticket.share_identity else None,
     )
     choices = [Choice(action, str(t(f"card.{action}")), numbered=False) for action in CARD_ACTIONS]
@@ -74,33 +78,20 @@ def _identity(person: Person) -> dict[str, Any]:
     return {"name": person.display_name, "username": person.username, "id": person.external_id}
 
 
-def queue(outgoing: list[Outgoing], catalog: Catalog, ticket: Ticket, **fields: Any) -> None:
-    outgoing.append(
-        Outgoing(ticket_id=ticket.id, topic_title=topic_title(catalog, ticket), **fields)
-    )
+def queue(work: Work, ticket: Ticket, **fields: Any) -> None:
+    """Adds an Outgoing item about `ticket` to what the turn sends after it commits."""
+    title = topic_title(work.catalog, ticket)
+    work.outgoing.append(Outgoing(ticket_id=ticket.id, topic_title=title, **fields))
 
 
-def post_card(
-    outgoing: list[Outgoing],
-    catalog: Catalog,
-    ticket: Ticket,
-    person: Person,
-    evidence: list[TicketMessage],
-) -> None:
+def post_card(work: Work, ticket: Ticket, person: Person, evidence: list[TicketMessage]) -> None:
     """Opens the ticket's topic with its card, then copies the evidence into it."""
-    queue(
-        outgoing,
-        catalog,
-        ticket,
-        action="post",
-        to="topic",
-        reply=card(catalog, ticket, person, evidence=len(evidence)),
-    )
+    reply = card(work.catalog, ticket, person, evidence=len(evidence))
+    queue(work, ticket, action="post", to="topic", reply=reply)
     for item in evidence:
         if item.worker_message_id is not None:
             queue(
-                outgoing,
-                catalog,
+                work,
                 ticket,
                 action="copy",
                 to="topic",
@@ -110,22 +101,13 @@ def post_card(
             )
 
 
-def notice_in_topic(
-    outgoing: list[Outgoing], catalog: Catalog, ticket: Ticket, key: str, **variables: Any
-) -> None:
-    queue(
-        outgoing,
-        catalog,
-        ticket,
-        action="post",
-        to="topic",
-        reply=Reply(str(staff_texts(catalog)(key, **variables))),
-    )
+def notice_in_topic(work: Work, ticket: Ticket, key: str, **variables: Any) -> None:
+    text = staff_texts(work.catalog)(key, **variables)
+    queue(work, ticket, action="post", to="topic", reply=Reply(str(text)))
 
 
 def tell_worker(
-    outgoing: list[Outgoing],
-    catalog: Catalog,
+    work: Work,
     ticket: Ticket,
     person: Person,
     key: str,
@@ -135,37 +117,33 @@ def tell_worker(
     **variables: Any,
 ) -> None:
     """A message to the worker in their ticket's language; a failure is said in the topic."""
-    text = catalog.translator(ticket.language)(key, reference=ticket.reference, **variables)
+    text = work.catalog.translator(ticket.language)(key, reference=ticket.reference, **variables)
     queue(
-        outgoing,
-        catalog,
+        work,
         ticket,
         action="post",
         to="worker",
         worker=person.external_id,
         reply=Reply(str(text), choices or [], tag),
-        on_failure=Reply(str(staff_texts(catalog)("mediation.not_delivered"))),
+        on_failure=_not_delivered(work),
     )
 
 
+def _not_delivered(work: Work) -> Reply:
+    return Reply(str(staff_texts(work.catalog)(NOT_DELIVERED)))
+
+
 async def relay_from_worker(
-    session: AsyncSession,
-    outgoing: list[Outgoing],
-    catalog: Catalog,
-    *,
-    ticket: Ticket,
-    person: Person,
-    message: dict[str, Any],
-    now,
+    work: Work, ticket: Ticket, person: Person, message: dict[str, Any]
 ) -> TicketMessage:
     """Keeps the worker's message in the transcript and copies it into the ticket's topic.
     `message`: message_id, text, media_kind, media_file_id, reply_to (worker-side ids)."""
     stored = await ticket_queries.add_ticket_message(
-        session,
+        work.session,
         ticket=ticket,
         direction=Direction.FROM_WORKER,
         author="worker",
-        now=now,
+        now=work.now,
         text=message.get("text"),
         media_kind=message.get("media_kind"),
         media_file_id=message.get("media_file_id"),
@@ -173,11 +151,10 @@ async def relay_from_worker(
     stored.worker_message_id = message.get("message_id")
     stored.delivery_status = Delivery.PENDING
     replied = await ticket_queries.message_by_worker_id(
-        session, ticket_id=ticket.id, worker_message_id=message.get("reply_to")
+        work.session, ticket_id=ticket.id, worker_message_id=message.get("reply_to")
     )
     queue(
-        outgoing,
-        catalog,
+        work,
         ticket,
         action="copy",
         to="topic",
@@ -190,24 +167,17 @@ async def relay_from_worker(
 
 
 async def relay_from_staff(
-    session: AsyncSession,
-    outgoing: list[Outgoing],
-    catalog: Catalog,
-    *,
-    ticket: Ticket,
-    person: Person,
-    staff: Staff,
-    inbound: Inbound,
-    now,
+    work: Work, ticket: Ticket, person: Person, staff: Staff, inbound: Inbound
 ) -> TicketMessage:
-    """Keeps the counsellor's message and delivers it to the worker, signed with the alias."""
+    """Keeps the counsellor's message and delivers it to the worker, signed with the alias:
+    a text as a new message, media as a copy with the signature for caption."""
     media = inbound.media
     stored = await ticket_queries.add_ticket_message(
-        session,
+        work.session,
         ticket=ticket,
         direction=Direction.TO_WORKER,
         author=staff.alias,
-        now=now,
+        now=work.now,
         text=inbound.text,
         media_kind=media.kind if media else None,
         media_file_id=media.file_id if media else None,
@@ -215,52 +185,38 @@ async def relay_from_staff(
     stored.staff_message_id = inbound.message_id
     stored.delivery_status = Delivery.PENDING
     replied = await ticket_queries.message_by_staff_id(
-        session, ticket_id=ticket.id, staff_message_id=inbound.reply_to
+        work.session, ticket_id=ticket.id, staff_message_id=inbound.reply_to
     )
-    worker_t = catalog.translator(ticket.language)
-    common = dict(
+    signed = str(
+        work.catalog.translator(ticket.language)(SIGNED, alias=staff.alias, text=inbound.text or "")
+    )
+    if media is None:
+        how = {"action": "post", "reply": Reply(signed)}
+    else:
+        how = {"action": "copy", "copy_of": inbound.message_id, "caption": signed}
+    queue(
+        work,
+        ticket,
         to="worker",
         worker=person.external_id,
         record=stored.id,
         reply_to=replied.worker_message_id if replied else None,
-        on_failure=Reply(str(staff_texts(catalog)("mediation.not_delivered"))),
+        on_failure=_not_delivered(work),
+        **how,
     )
-    if media is None:
-        signed = worker_t("mediation.signed", alias=staff.alias, text=inbound.text or "")
-        queue(outgoing, catalog, ticket, action="post", reply=Reply(str(signed)), **common)
-    else:
-        caption = worker_t("mediation.signed", alias=staff.alias, text=inbound.text or "")
-        queue(
-            outgoing,
-            catalog,
-            ticket,
-            action="copy",
-            copy_of=inbound.message_id,
-            caption=str(caption),
-            **common,
-        )
     return stored
 
 
-async def set_status(
-    session: AsyncSession,
-    outgoing: list[Outgoing],
-    catalog: Catalog,
-    *,
-    ticket: Ticket,
-    to_status: str,
-    actor: str,
-    now: datetime,
-) -> None:
+async def set_status(work: Work, ticket: Ticket, to_status: str, *, actor: str) -> None:
     """Changes the status with its audit event, and closes or reopens the topic with it."""
     previous = ticket.status
     await ticket_queries.change_status(
-        session, ticket=ticket, to_status=to_status, actor=actor, now=now
+        work.session, ticket=ticket, to_status=to_status, actor=actor, now=work.now
     )
     if to_status in (TicketStatus.CLOSED, TicketStatus.WITHDRAWN):
-        queue(outgoing, catalog, ticket, action="topic", to="topic", topic_state="close")
+        queue(work, ticket, action="topic", to="topic", topic_state="close")
     elif previous == TicketStatus.CLOSED:
-        queue(outgoing, catalog, ticket, action="topic", to="topic", topic_state="reopen")
+        queue(work, ticket, action="topic", to="topic", topic_state="reopen")
 
 
 def reopenable(catalog: Catalog, ticket: Ticket, now: datetime) -> bool:

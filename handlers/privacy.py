@@ -31,14 +31,7 @@ async def forget(turn: Turn) -> Outcome:
                 now=turn.now,
             )
         if ticket.topic_id is not None:  # the copies of what they sent, in the staff group
-            queue(
-                turn.outgoing,
-                turn.catalog,
-                ticket,
-                action="topic",
-                to="topic",
-                topic_state="delete",
-            )
+            queue(turn, ticket, action="topic", to="topic", topic_state="delete")
     await forget_person(turn.session, person=turn.person, now=turn.now)
     turn.say("privacy.forgotten")
     return END  # the next message starts afresh, as from a new person

@@ -100,26 +100,9 @@ async def answer_worker(turn: StaffTurn) -> None:
     if ticket.status not in OPEN_STATUSES:
         turn.say("staff.ticket_ended", status=turn.t(f"statuses.{ticket.status}"))
         return
-    await relay_from_staff(
-        turn.session,
-        turn.outgoing,
-        turn.catalog,
-        ticket=ticket,
-        person=turn.worker,
-        staff=turn.staff,
-        inbound=turn.inbound,
-        now=turn.now,
-    )
+    await relay_from_staff(turn, ticket, turn.worker, turn.staff, turn.inbound)
     if ticket.status == TicketStatus.CLAIMED:
-        await set_status(
-            turn.session,
-            turn.outgoing,
-            turn.catalog,
-            ticket=ticket,
-            to_status=TicketStatus.WAITING,
-            actor=turn.staff.alias,
-            now=turn.now,
-        )
+        await set_status(turn, ticket, TicketStatus.WAITING, actor=turn.staff.alias)
 
 
 async def _button(turn: StaffTurn) -> None:
@@ -156,24 +139,9 @@ async def claim(turn: StaffTurn) -> None:
         turn.alert = str(turn.t("staff.already_yours"))
         return
     ticket.assignee_id = staff.id
-    await set_status(
-        turn.session,
-        turn.outgoing,
-        turn.catalog,
-        ticket=ticket,
-        to_status=TicketStatus.CLAIMED,
-        actor=staff.alias,
-        now=turn.now,
-    )
-    notice_in_topic(turn.outgoing, turn.catalog, ticket, "staff.claimed", alias=staff.alias)
-    tell_worker(
-        turn.outgoing,
-        turn.catalog,
-        ticket,
-        turn.worker,
-        "mediation.worker_claimed",
-        alias=staff.alias,
-    )
+    await set_status(turn, ticket, TicketStatus.CLAIMED, actor=staff.alias)
+    notice_in_topic(turn, ticket, "staff.claimed", alias=staff.alias)
+    tell_worker(turn, ticket, turn.worker, "mediation.worker_claimed", alias=staff.alias)
 
 
 async def refer(turn: StaffTurn) -> None:
@@ -182,9 +150,8 @@ async def refer(turn: StaffTurn) -> None:
         Choice(key, str(turn.t(f"referrals.{key}.name")), numbered=False)
         for key in turn.catalog.referrals
     ]
-    turn.replies.append(
-        Reply(str(turn.t("staff.refer_to")), choices, choice_tag=f"refer.{turn.ticket.id}")
-    )
+    tag = f"refer.{turn.ticket.id}"
+    turn.replies.append(Reply(str(turn.t("staff.refer_to")), choices, choice_tag=tag))
 
 
 async def refer_to(turn: StaffTurn, destination: str) -> None:
@@ -194,19 +161,10 @@ async def refer_to(turn: StaffTurn, destination: str) -> None:
         return
     ticket = turn.ticket
     ticket.referred_to = destination
-    await set_status(
-        turn.session,
-        turn.outgoing,
-        turn.catalog,
-        ticket=ticket,
-        to_status=TicketStatus.REFERRED,
-        actor=turn.staff.alias,
-        now=turn.now,
-    )
+    await set_status(turn, ticket, TicketStatus.REFERRED, actor=turn.staff.alias)
     worker_t = turn.catalog.translator(ticket.language)
     tell_worker(
-        turn.outgoing,
-        turn.catalog,
+        turn,
         ticket,
         turn.worker,
         "mediation.worker_referred",
@@ -214,8 +172,7 @@ async def refer_to(turn: StaffTurn, destination: str) -> None:
         details=worker_t(f"referrals.{destination}.details"),
     )
     notice_in_topic(
-        turn.outgoing,
-        turn.catalog,
+        turn,
         ticket,
         "staff.referred",
         alias=turn.staff.alias,
@@ -226,53 +183,29 @@ async def refer_to(turn: StaffTurn, destination: str) -> None:
 async def resolve(turn: StaffTurn) -> None:
     """Marks the ticket resolved and asks the worker whether the problem was solved."""
     ticket = turn.ticket
-    await set_status(
-        turn.session,
-        turn.outgoing,
-        turn.catalog,
-        ticket=ticket,
-        to_status=TicketStatus.RESOLVED,
-        actor=turn.staff.alias,
-        now=turn.now,
-    )
+    await set_status(turn, ticket, TicketStatus.RESOLVED, actor=turn.staff.alias)
     worker_t = turn.catalog.translator(ticket.language)
     choices = [
         Choice(key, str(worker_t(f"choices.{key}")), numbered=False)
         for key in ("solved", "not_solved")
     ]
     tell_worker(
-        turn.outgoing,
-        turn.catalog,
+        turn,
         ticket,
         turn.worker,
         "mediation.worker_resolved",
         choices=choices,
         tag=f"feedback.{ticket.id}",
     )
-    notice_in_topic(turn.outgoing, turn.catalog, ticket, "staff.resolved", alias=turn.staff.alias)
+    notice_in_topic(turn, ticket, "staff.resolved", alias=turn.staff.alias)
 
 
 async def close(turn: StaffTurn) -> None:
     """Closes the ticket and its topic, and tells the worker."""
     ticket = turn.ticket
-    notice_in_topic(turn.outgoing, turn.catalog, ticket, "staff.closed", alias=turn.staff.alias)
-    await set_status(
-        turn.session,
-        turn.outgoing,
-        turn.catalog,
-        ticket=ticket,
-        to_status=TicketStatus.CLOSED,
-        actor=turn.staff.alias,
-        now=turn.now,
-    )
-    tell_worker(
-        turn.outgoing,
-        turn.catalog,
-        ticket,
-        turn.worker,
-        "mediation.worker_closed",
-        days=turn.catalog.reopen_days,
-    )
+    notice_in_topic(turn, ticket, "staff.closed", alias=turn.staff.alias)
+    await set_status(turn, ticket, TicketStatus.CLOSED, actor=turn.staff.alias)
+    tell_worker(turn, ticket, turn.worker, "mediation.worker_closed", days=turn.catalog.reopen_days)
 
 
 async def staff_command(turn: StaffTurn) -> None:

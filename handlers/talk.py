@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.messages import Choice
-from db.models import TicketKind, TicketStatus
+from db.models import Ticket, TicketKind, TicketStatus
 from db.tickets import last_from_worker, open_ticket, ticket_of, tickets_to_write_to
 from handlers.complaint import consent
 from handlers.flow import FINISHED, STAY, Flow, Goto, Outcome, Turn
@@ -48,6 +48,15 @@ async def first(turn: Turn) -> Outcome:
     if message is None:
         turn.say("talk.unsupported")
         return STAY
+    ticket = await open_talk_ticket(turn)
+    await relay_from_worker(turn, ticket, turn.person, message)
+    turn.say("talk.opened", reference=ticket.reference)
+    say_if_after_hours(turn)
+    return FINISHED
+
+
+async def open_talk_ticket(turn: Turn, *, urgent: bool = False) -> Ticket:
+    """A ticket of kind "talk" (no form filled), with its topic and card."""
     ticket, _ = await open_ticket(
         turn.session,
         person_id=turn.person.id,
@@ -55,37 +64,29 @@ async def first(turn: Turn) -> Outcome:
         language=turn.t.language,
         prefix=turn.catalog.ticket_prefix,
         now=turn.now,
-        fields={"share_identity": False},
         evidence=[],
         author="worker",
+        fields={"share_identity": False, "urgent": urgent},
     )
-    post_card(turn.outgoing, turn.catalog, ticket, turn.person, [])
-    await relay_from_worker(
-        turn.session,
-        turn.outgoing,
-        turn.catalog,
-        ticket=ticket,
-        person=turn.person,
-        message=message,
-        now=turn.now,
-    )
-    turn.say("talk.opened", reference=ticket.reference)
-    say_if_after_hours(turn)
-    return FINISHED
+    post_card(turn, ticket, turn.person, [])
+    return ticket
 
 
 async def write_to_counsellor(turn: Turn) -> Outcome:
     """A message outside any question: for the worker's ticket, if there is one to take it."""
+    if turn.relayed:
+        return STAY  # the crisis alert passed it on already
     message = message_of(turn)
+    if message is None:
+        turn.say("common.not_a_choice")
+        return "main"
     since = turn.now - timedelta(days=turn.catalog.reopen_days)
     candidates = await tickets_to_write_to(
         turn.session, person_id=turn.person.id, ended_since=since
     )
-    if message is None or not candidates:
+    if not candidates:
         turn.say("common.not_a_choice")
         return "main"
-    if turn.relayed:
-        return STAY  # the crisis alert passed it on already
     if len(candidates) == 1:
         await pass_on(turn, candidates[0], message)
         turn.say("talk.relayed", reference=candidates[0].reference)
@@ -108,43 +109,19 @@ async def which(turn: Turn) -> Outcome:
     return FINISHED
 
 
-async def pass_on(turn: Turn, ticket, message: dict[str, Any]) -> None:
+async def pass_on(turn: Turn, ticket: Ticket, message: dict[str, Any]) -> None:
     """Relays the message; an ended ticket is reopened by it, a waiting one is the worker's
     answer."""
     if reopenable(turn.catalog, ticket, turn.now):
         back_to = TicketStatus.CLAIMED if ticket.assignee_id else TicketStatus.NEW
-        await set_status(
-            turn.session,
-            turn.outgoing,
-            turn.catalog,
-            ticket=ticket,
-            to_status=back_to,
-            actor="worker",
-            now=turn.now,
-        )
-        notice_in_topic(turn.outgoing, turn.catalog, ticket, "mediation.reopened")
+        await set_status(turn, ticket, back_to, actor="worker")
+        notice_in_topic(turn, ticket, "mediation.reopened")
     elif ticket.status == TicketStatus.WAITING:
-        await set_status(
-            turn.session,
-            turn.outgoing,
-            turn.catalog,
-            ticket=ticket,
-            to_status=TicketStatus.CLAIMED,
-            actor="worker",
-            now=turn.now,
-        )
+        await set_status(turn, ticket, TicketStatus.CLAIMED, actor="worker")
     last = await last_from_worker(turn.session, ticket_id=ticket.id)
     if last is None or turn.now - last > AFTER_HOURS_REMINDER:
         say_if_after_hours(turn)
-    await relay_from_worker(
-        turn.session,
-        turn.outgoing,
-        turn.catalog,
-        ticket=ticket,
-        person=turn.person,
-        message=message,
-        now=turn.now,
-    )
+    await relay_from_worker(turn, ticket, turn.person, message)
 
 
 def message_of(turn: Turn) -> dict[str, Any] | None:

@@ -107,15 +107,7 @@ async def withdraw(turn: Turn) -> Outcome:
     if ticket.status not in OPEN_STATUSES:
         turn.say("tickets.not_open")
         return MENU
-    await set_status(
-        turn.session,
-        turn.outgoing,
-        turn.catalog,
-        ticket=ticket,
-        to_status=TicketStatus.WITHDRAWN,
-        actor="worker",
-        now=turn.now,
-    )
-    notice_in_topic(turn.outgoing, turn.catalog, ticket, "mediation.withdrawn")
+    await set_status(turn, ticket, TicketStatus.WITHDRAWN, actor="worker")
+    notice_in_topic(turn, ticket, "mediation.withdrawn")
     turn.say("tickets.withdrawn", reference=ticket.reference)
     return FINISHED

@@ -25,3 +25,42 @@ async def replies(person: FakeUser, timeout: float = 10.0) -> list[BotMessage]:
 
 def texts(messages: list[BotMessage]) -> str:
     return "\n".join(m.plain for m in messages)
+
+
+def wage_complaint(employer: str = "Sunrise Electronics") -> tuple[str, ...]:
+    """A new English-speaking worker's answers from /start up to the evidence question."""
+    return (
+        "/start",
+        "English",
+        "File a complaint",
+        "I agree",
+        "Unpaid wages",
+        employer,
+        "Yushan",
+        "88 Road",
+        "Not paid since August",
+        "done",
+        "8500",
+        "Aug-Oct",
+    )
+
+
+async def file_complaint(
+    person: FakeUser,
+    *,
+    employer: str = "Sunrise Electronics",
+    photo: str | None = "pay slip",
+    phone: str = "skip",
+    anonymous: bool = True,
+) -> str:
+    """Files a wage complaint (with a photo captioned `photo`, unless None); returns the
+    ticket reference."""
+    for answer in wage_complaint(employer):
+        await say(person, answer)
+    if photo is not None:
+        person.send_photo(caption=photo)
+        await replies(person)
+    for answer in ("done", phone, "Stay anonymous" if anonymous else "Mediators may see my name"):
+        await say(person, answer)
+    submitted = texts(await say(person, "Submit"))
+    return submitted.split("complaint number is ")[1].split(".")[0]

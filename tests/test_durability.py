@@ -15,7 +15,7 @@ from sqlmodel import select
 from bot.local_bot_api import LocalBotApi
 from db import inbox
 from db.models import Conversation, Person, utcnow
-from tests.conversation import replies, say, texts
+from tests.conversation import replies, say, texts, wage_complaint
 
 
 async def test_a_restart_mid_conversation_continues_at_the_same_question(
@@ -23,20 +23,12 @@ async def test_a_restart_mid_conversation_continues_at_the_same_question(
 ) -> None:
     first = await start_hotline()
     worker = api.user(701, language_code="en")
-    for answer in ("/start", "English", "File a complaint", "I agree", "Unpaid wages", "Sunrise"):
+    answers = wage_complaint("Sunrise")
+    for answer in answers[:6]:
         await say(worker, answer)
     await first.stop()
     await start_hotline()
-    for answer in (
-        "Yushan",
-        "88 Road",
-        "Not paid since August",
-        "done",
-        "8500",
-        "Aug-Oct",
-        "done",
-        "skip",
-    ):
+    for answer in (*answers[6:], "done", "skip"):
         await say(worker, answer)
     summary = texts(await say(worker, "Stay anonymous"))
     assert "Employer: Sunrise" in summary and "What happened: Not paid since August" in summary

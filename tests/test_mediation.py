@@ -11,23 +11,10 @@ from sqlmodel import select
 from bot.local_bot_api import LocalBotApi
 from db.models import Delivery, Direction, Ticket, TicketEvent, TicketMessage
 from db.staff import register_staff
-from tests.conversation import replies, say, texts
+from tests import conversation
+from tests.conversation import say, texts
 
 STAFF_CHAT = -1001234567
-COMPLAINT = (
-    "/start",
-    "English",
-    "File a complaint",
-    "I agree",
-    "Unpaid wages",
-    "Sunrise <b>Ltd</b>",
-    "Yushan",
-    "88 Road",
-    "Not paid since August",
-    "done",
-    "8500",
-    "Aug-Oct",
-)
 
 
 @pytest.fixture
@@ -48,15 +35,12 @@ async def desk(api: LocalBotApi, start_hotline):
 
 
 async def file_complaint(worker, *, anonymous: bool = True, photo: bool = True) -> str:
-    for answer in COMPLAINT:
-        await say(worker, answer)
-    if photo:
-        worker.send_photo(caption="pay slip")
-        await replies(worker)
-    for answer in ("done", "skip", "Stay anonymous" if anonymous else "Mediators may see my name"):
-        await say(worker, answer)
-    got = texts(await say(worker, "Submit"))
-    return got.split("complaint number is ")[1].split(".")[0]
+    return await conversation.file_complaint(
+        worker,
+        employer="Sunrise <b>Ltd</b>",
+        photo="pay slip" if photo else None,
+        anonymous=anonymous,
+    )
 
 
 def counsellor_alias(user) -> str:
