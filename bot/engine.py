@@ -189,11 +189,16 @@ class Engine:
     # -- routing ---------------------------------------------------------------------------
 
     async def _route(self, turn: Turn, state: State) -> None:
-        inbound = turn.inbound
-        if self.on_crisis is not None and inbound.text:
-            words = self.catalog.crisis_words.find(inbound.text)
+        """The crisis check on what the person wrote comes first (the emergency numbers lead
+        the replies, the staff are alerted); then the turn's own work."""
+        if self.on_crisis is not None and turn.inbound.text:
+            words = self.catalog.crisis_words.find(turn.inbound.text)
             if words:
                 await self.on_crisis(turn, words)
+        await self._answer(turn, state)
+
+    async def _answer(self, turn: Turn, state: State) -> None:
+        inbound = turn.inbound
         if inbound.kind is InboundKind.EDIT:
             turn.say("common.edit_not_read")
             return

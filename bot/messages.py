@@ -117,6 +117,7 @@ class Outgoing:
     record: int | None = None
     on_failure: Reply | None = None
     topic_state: str | None = None
+    topic_id: int | None = None  # the ticket's topic when the turn knew it (saves a look-up)
 
     def to_dict(self) -> dict:
         data = {name: getattr(self, name) for name in self.__slots__}

@@ -52,9 +52,6 @@ class Translator:
             self._fixed[key] = text
         return text
 
-    def has(self, key: str) -> bool:
-        return key in self._messages
-
     def render(self, template_name: str, /, **variables: Any) -> Markup:
         template = self.catalog.environment.get_template(template_name)
         return Markup(template.render(variables, t=self, lang=self.language))

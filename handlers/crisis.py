@@ -1,5 +1,5 @@
 """Crisis words (self-harm, suicide, violence; listed per language in content/crisis.yaml)
-in any message at any point: the worker gets emergency numbers and a calm word at once, and
+in any message at any point: the worker gets emergency numbers and a calm word first, and
 the staff group an urgent alert on the worker's open ticket, or on a new urgent one."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from handlers.talk import message_of, open_talk_ticket
 
 async def respond_to_crisis(turn: Turn, words: list[str]) -> None:
     """Runs before the turn's own work, which then goes on as usual. The reply is urgent:
-    a flood never holds it back."""
+    a flood never holds it back. The message is relayed here, so the turn does not relay
+    it again (see handlers.mediation.relayed_already)."""
     turn.replies.append(Reply(str(turn.t("crisis.reply")), urgent=True))
     open_now = await tickets_to_write_to(
         turn.session, person_id=turn.person.id, ended_since=turn.now
@@ -24,4 +25,3 @@ async def respond_to_crisis(turn: Turn, words: list[str]) -> None:
     message = message_of(turn)
     if message is not None:
         await relay_from_worker(turn, ticket, turn.person, message)
-        turn.relayed = True

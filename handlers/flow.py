@@ -65,7 +65,6 @@ class Turn:
     editing: bool = False  # the person came from the review to change one answer
     replies: list[Reply] = field(default_factory=list)
     outgoing: list[Outgoing] = field(default_factory=list)  # to topics and other people
-    relayed: bool = False  # the message already went to a counsellor (a crisis alert)
 
     def say(self, key: str, /, **variables: Any) -> None:
         self.replies.append(Reply(str(self.t(key, **variables))))

@@ -81,7 +81,9 @@ def _identity(person: Person) -> dict[str, Any]:
 def queue(work: Work, ticket: Ticket, **fields: Any) -> None:
     """Adds an Outgoing item about `ticket` to what the turn sends after it commits."""
     title = topic_title(work.catalog, ticket)
-    work.outgoing.append(Outgoing(ticket_id=ticket.id, topic_title=title, **fields))
+    work.outgoing.append(
+        Outgoing(ticket_id=ticket.id, topic_title=title, topic_id=ticket.topic_id, **fields)
+    )
 
 
 def post_card(work: Work, ticket: Ticket, person: Person, evidence: list[TicketMessage]) -> None:
@@ -217,6 +219,14 @@ async def set_status(work: Work, ticket: Ticket, to_status: str, *, actor: str) 
         queue(work, ticket, action="topic", to="topic", topic_state="close")
     elif previous == TicketStatus.CLOSED:
         queue(work, ticket, action="topic", to="topic", topic_state="reopen")
+
+
+def relayed_already(work: Work, message_id: int | None) -> bool:
+    """Whether this turn already copies the message into a topic (a crisis alert did)."""
+    return any(
+        item.action == "copy" and item.to == "topic" and item.copy_of == message_id
+        for item in work.outgoing
+    )
 
 
 def reopenable(catalog: Catalog, ticket: Ticket, now: datetime) -> bool:

@@ -16,6 +16,7 @@ from handlers.mediation import (
     notice_in_topic,
     post_card,
     relay_from_worker,
+    relayed_already,
     reopenable,
     set_status,
 )
@@ -42,7 +43,7 @@ talk.step(
 @talk.step("first", expects="any", max_chars=4000)
 async def first(turn: Turn) -> Outcome:
     """Opens a ticket with the worker's first message and sends it to the counsellors."""
-    if turn.relayed:
+    if relayed_already(turn, turn.inbound.message_id):
         return FINISHED  # crisis words: an urgent ticket was opened with this very message
     message = message_of(turn)
     if message is None:
@@ -74,7 +75,7 @@ async def open_talk_ticket(turn: Turn, *, urgent: bool = False) -> Ticket:
 
 async def write_to_counsellor(turn: Turn) -> Outcome:
     """A message outside any question: for the worker's ticket, if there is one to take it."""
-    if turn.relayed:
+    if relayed_already(turn, turn.inbound.message_id):
         return STAY  # the crisis alert passed it on already
     message = message_of(turn)
     if message is None:

@@ -61,6 +61,8 @@ class StaffGroup:
 
     async def _topic(self, item: Outgoing) -> int | None:
         """The ticket's topic, opened the first time the ticket needs one."""
+        if item.topic_id is not None:
+            return item.topic_id
         async with self.channel.sessions() as session:
             ticket = await tickets.ticket_by_id(session, ticket_id=item.ticket_id)
         if ticket is None:
