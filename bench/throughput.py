@@ -296,9 +296,11 @@ def serve(
 async def _serve(
     conn, mode: str, workers: int, warmup: float, seconds: float, bot_pid: int, latency: float
 ) -> None:
-    from bot.local_bot_api import LocalBotApi
+    from bot.local_bot_api import LocalBotApi, TelegramLimits
 
-    server = LocalBotApi(host=HOST, port=0, latency=latency)
+    # Both bots' own turn cost is measured, not Telegram's sending limits (bench/surge.py
+    # measures those): the echo bot has no pacing, and 100 closed-loop workers exceed 30/s.
+    server = LocalBotApi(host=HOST, port=0, latency=latency, limits=TelegramLimits.unlimited())
     await server.start()
     try:
         crowd = Crowd(server, mode, workers, latency)

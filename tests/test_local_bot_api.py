@@ -9,6 +9,7 @@ import datetime as dtm
 import html
 import time
 
+import aiohttp
 import pytest
 from telegram import (
     Bot,
@@ -28,7 +29,7 @@ from telegram.error import (
 )
 from telegram.ext import Application, CommandHandler, ContextTypes
 
-from bot.local_bot_api import LocalBotApi
+from bot.local_bot_api import LocalBotApi, RateLimited, TelegramLimits, busiest_window
 
 FORUM_ID = -1001234
 
@@ -318,7 +319,11 @@ async def test_forum_topics_carry_messages_both_ways(bot, api):
     assert [m.plain for m in forum.topic_messages(thread)] == ["New case"]
 
     forum.send(counsellor, "/reply@hotline_bot I'll call her", thread_id=thread)
-    [update] = await bot.get_updates()
+    created, update = await bot.get_updates()
+    # The bot hears of the topic it opened, as from Telegram (its own service message).
+    assert created.message.forum_topic_created.name == "Case 12 · Ana"
+    assert created.message.message_thread_id == thread
+    assert created.message.from_user.id == bot.id
     message = update.message
     assert message.message_thread_id == thread and message.is_topic_message
     assert message.entities[0].length == len("/reply@hotline_bot")
@@ -501,3 +506,196 @@ async def test_a_real_application_polls_and_answers(api):
 
     assert reply.plain == "Hello, Worker"
     assert api.pending_updates == 0  # the updater confirmed what it handled
+
+
+# --- Telegram's sending limits ---
+
+
+class FakeClock:
+    """Monotonic seconds that move only when a test says so: windows without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+async def paced(clock):
+    """A server with Telegram's real limits on a fake clock."""
+    async with LocalBotApi(limits=TelegramLimits(), clock=clock) as server:
+        yield server
+
+
+@pytest.fixture
+async def paced_bot(paced):
+    async with Bot(paced.token, base_url=paced.base_url) as client:
+        yield client
+
+
+def seconds(error: RetryAfter) -> float:
+    """retry_after as a number, whichever type python-telegram-bot is set to give."""
+    value = error.retry_after
+    return value.total_seconds() if isinstance(value, dtm.timedelta) else value
+
+
+@pytest.mark.filterwarnings("ignore:.*retry_after.*:DeprecationWarning")
+async def test_the_21st_message_into_a_group_within_a_minute_is_refused(paced_bot, paced, clock):
+    bot, api, forum = paced_bot, paced, paced.forum(FORUM_ID)
+    first = await bot.create_forum_topic(FORUM_ID, "Case 1")  # a service message: counted
+    clock.advance(1)
+    second = await bot.create_forum_topic(FORUM_ID, "Case 2")
+    for n in range(18):  # both topics share the group's 20 a minute
+        clock.advance(1)
+        thread = (first, second)[n % 2].message_thread_id
+        await bot.send_message(FORUM_ID, f"card {n}", message_thread_id=thread)
+
+    clock.advance(1)  # 20 s after the first message, which leaves the window at 60 s
+    with pytest.raises(RetryAfter) as raised:
+        await bot.send_message(FORUM_ID, "one too many", message_thread_id=first.message_thread_id)
+    assert seconds(raised.value) == 40
+    with pytest.raises(RetryAfter):
+        await bot.create_forum_topic(FORUM_ID, "Case 3")
+    # Telegram's own envelope, which python-telegram-bot reads as RetryAfter.
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{api.base_url}{api.token}/sendMessage", json={"chat_id": FORUM_ID, "text": "raw"}
+        ) as response:
+            assert response.status == 429
+            assert await response.json() == {
+                "ok": False,
+                "error_code": 429,
+                "description": "Too Many Requests: retry after 40",
+                "parameters": {"retry_after": 40},
+            }
+
+    assert len(forum.messages) == 18 and len(forum.topics) == 2  # nothing made by a refusal
+    assert api.rate_limited == [
+        RateLimited("sendMessage", FORUM_ID, "group", 40),
+        RateLimited("createForumTopic", FORUM_ID, "group", 40),
+        RateLimited("sendMessage", FORUM_ID, "group", 40),
+    ]
+    clock.advance(39.5)
+    with pytest.raises(RetryAfter) as raised:
+        await bot.send_message(FORUM_ID, "still too soon")
+    assert seconds(raised.value) == 1  # half a second left, rounded up
+    clock.advance(0.5)  # the first message is 60 s old: one more fits
+    await bot.send_message(FORUM_ID, "now", message_thread_id=first.message_thread_id)
+    assert forum.messages[-1].plain == "now"
+    assert busiest_window(api.sent_at[FORUM_ID], 60) == 20
+    assert len(api.sent_at[FORUM_ID]) == 21
+
+
+@pytest.mark.filterwarnings("ignore:.*retry_after.*:DeprecationWarning")
+async def test_a_private_chat_takes_a_burst_then_about_one_a_second(paced_bot, paced, clock):
+    bot, api = paced_bot, paced
+    worker, other = api.user(42), api.user(43)
+    question = worker.send("my boss has not paid me")
+    await bot.send_message(42, "1")
+    await bot.send_photo(42, api.files.new_photo(1000)[-1]["file_id"])
+    await bot.copy_message(42, from_chat_id=42, message_id=question["message_id"])
+    await bot.forward_message(42, from_chat_id=42, message_id=question["message_id"])
+    sent = await bot.send_message(42, "5")  # a burst of 5, all at one moment
+
+    with pytest.raises(RetryAfter) as raised:
+        await bot.send_message(42, "6")
+    assert seconds(raised.value) == 1
+    # What makes no new message is not counted: typing, edits, deletions.
+    await bot.send_chat_action(42, "typing")
+    await bot.edit_message_text("five", chat_id=42, message_id=sent.message_id)
+    await bot.send_message(43, "another chat has its own bucket")
+
+    clock.advance(1)
+    await bot.send_message(42, "6 after a second")
+    with pytest.raises(RetryAfter):
+        await bot.send_message(42, "7 at once")
+    clock.advance(3)  # three more refilled, never more than the burst
+    for n in range(3):
+        await bot.send_message(42, f"refilled {n}")
+    with pytest.raises(RetryAfter):
+        await bot.send_message(42, "one too many")
+
+    assert [m.plain for m in worker.messages][-4:] == [
+        "6 after a second",
+        "refilled 0",
+        "refilled 1",
+        "refilled 2",
+    ]
+    assert len(worker.messages) == 9 and len(other.messages) == 1
+    assert [(r.method, r.chat_id, r.rule) for r in api.rate_limited] == [
+        ("sendMessage", 42, "private"),
+    ] * 3
+
+
+@pytest.mark.filterwarnings("ignore:.*retry_after.*:DeprecationWarning")
+async def test_the_bot_sends_at_most_30_a_second_across_chats(paced_bot, paced, clock):
+    bot, api = paced_bot, paced
+    workers = [api.user(100 + n) for n in range(31)]
+    for worker in workers[:30]:
+        await bot.send_message(worker.id, "your ticket is open")
+
+    with pytest.raises(RetryAfter) as raised:
+        await bot.send_message(workers[30].id, "the 31st in one second")
+    assert seconds(raised.value) == 1
+    assert workers[30].messages == []
+    assert api.rate_limited == [RateLimited("sendMessage", 130, "overall", 1)]
+
+    clock.advance(1)
+    await bot.send_message(workers[30].id, "a second later")
+    assert [m.plain for m in workers[30].messages] == ["a second later"]
+    assert sum(len(times) for times in api.sent_at.values()) == 31
+
+
+async def test_a_call_refused_for_another_reason_uses_no_quota(paced_bot, paced):
+    bot, api = paced_bot, paced
+    worker = api.user(42)
+    worker.blocked = True
+    for _ in range(5):
+        with pytest.raises(Forbidden):
+            await bot.send_message(42, "hello")
+    worker.blocked = False
+    for _ in range(5):
+        with pytest.raises(BadRequest, match="parse entities"):
+            await bot.send_message(42, "<b>wages", parse_mode=ParseMode.HTML)
+
+    for n in range(5):  # the whole burst is still there
+        await bot.send_message(42, f"message {n}")
+    assert len(worker.messages) == 5
+    assert api.rate_limited == [] and len(api.sent_at[42]) == 5
+
+
+@pytest.mark.filterwarnings("ignore:.*retry_after.*:DeprecationWarning")
+async def test_a_limit_set_to_none_never_refuses_and_can_be_set_while_running(clock):
+    async with (
+        LocalBotApi(limits=TelegramLimits.unlimited(), clock=clock) as api,
+        Bot(api.token, base_url=api.base_url) as bot,
+    ):
+        forum, worker = api.forum(FORUM_ID), api.user(42)
+        for n in range(40):
+            await bot.send_message(FORUM_ID, f"card {n}")
+            await bot.send_message(42, f"reply {n}")
+        assert len(forum.messages) == len(worker.messages) == 40
+        assert api.rate_limited == []
+
+        # Turned on while running, a window counts what was just sent; a private chat's
+        # bucket starts full.
+        api.limits = TelegramLimits(overall_per_second=None, group_per_minute=20)
+        with pytest.raises(RetryAfter):
+            await bot.send_message(FORUM_ID, "over the limit now")
+        for n in range(5):
+            await bot.send_message(42, f"burst {n}")
+        with pytest.raises(RetryAfter):
+            await bot.send_message(42, "and then dry")
+        assert [(r.chat_id, r.rule) for r in api.rate_limited] == [
+            (FORUM_ID, "group"),
+            (42, "private"),
+        ]

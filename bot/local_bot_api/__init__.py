@@ -11,6 +11,17 @@ It is the server side on purpose: plain dicts and JSON, no python-telegram-bot i
 """
 
 from bot.local_bot_api.chats import BotMessage, Button, FakeForum, FakeUser
+from bot.local_bot_api.limits import RateLimited, TelegramLimits, busiest_window
 from bot.local_bot_api.server import LocalBotApi, RecordedRequest
 
-__all__ = ["BotMessage", "Button", "FakeForum", "FakeUser", "LocalBotApi", "RecordedRequest"]
+__all__ = [
+    "BotMessage",
+    "Button",
+    "FakeForum",
+    "FakeUser",
+    "LocalBotApi",
+    "RateLimited",
+    "RecordedRequest",
+    "TelegramLimits",
+    "busiest_window",
+]

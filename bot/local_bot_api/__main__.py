@@ -4,6 +4,7 @@ import argparse
 import asyncio
 import contextlib
 
+from bot.local_bot_api.limits import TelegramLimits
 from bot.local_bot_api.server import DEFAULT_TOKEN, LocalBotApi
 
 
@@ -20,8 +21,17 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--token", default=DEFAULT_TOKEN)
     parser.add_argument("--bot-username", default="hotline_bot")
+    parser.add_argument(
+        "--no-limits", action="store_true", help="never answer 429 (Telegram's limits lifted)"
+    )
     args = parser.parse_args()
-    api = LocalBotApi(args.token, host=args.host, port=args.port, bot_username=args.bot_username)
+    api = LocalBotApi(
+        args.token,
+        host=args.host,
+        port=args.port,
+        bot_username=args.bot_username,
+        limits=TelegramLimits.unlimited() if args.no_limits else None,
+    )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(api))
 

@@ -16,7 +16,8 @@ from typing import Any, Self
 from aiohttp import web
 
 from bot.local_bot_api.chats import BotMessage, Chat, FakeForum, FakeUser
-from bot.local_bot_api.formatting import HtmlParseError, parse_html, strip_text
+from bot.local_bot_api.formatting import HtmlParseError, parse_html, strip_text, utf16_len
+from bot.local_bot_api.limits import RateLimited, SendingQuotas, TelegramLimits, makes_a_message
 from bot.local_bot_api.media import FakeFile, FileStore
 
 CallListener = Callable[[dict, "dict | None"], None]
@@ -138,6 +139,13 @@ def _update_kind(update: dict) -> str:
     return kind
 
 
+def _chat_id(value: object) -> int | None:
+    """A chat_id parameter as an int; JSON bodies may carry ids as strings."""
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    return value if isinstance(value, int) else None
+
+
 def _decode(name: str, value: str) -> object:
     if name in STRING_PARAMS or not value or value[0] not in '{["-0123456789tfn':
         return value
@@ -152,7 +160,9 @@ class LocalBotApi:
 
     Tests, the terminal demo and the benchmarks drive the unmodified bot through it: people
     are FakeUser and FakeForum objects, every API call is recorded, and faults (flood limits,
-    outages, blocked users, a call stalled mid-flight) can be scripted per method.
+    outages, blocked users, a call stalled mid-flight) can be scripted per method. Telegram's
+    sending limits (`limits`, bot/local_bot_api/limits.py) answer 429 as Telegram would;
+    `rate_limited` and `sent_at` show what they refused and let through.
     """
 
     def __init__(
@@ -163,8 +173,16 @@ class LocalBotApi:
         port: int = 0,
         bot_username: str = "hotline_bot",
         latency: float = 0.0,
+        limits: TelegramLimits | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.token = token
+        # Telegram's sending limits, Telegram's own numbers unless told otherwise; a test may
+        # change them while the server runs. The clock (monotonic seconds) is injectable so a
+        # test of the windows can move time by hand instead of sleeping.
+        self.limits = limits if limits is not None else TelegramLimits()
+        self.rate_limited: list[RateLimited] = []  # every call refused with 429 by a limit
+        self._quotas = SendingQuotas(clock)
         # Seconds each call waits before it is answered: the round trip to Telegram's servers,
         # which loopback does not have (benchmarks compare bots under a realistic network).
         self.latency = latency
@@ -329,6 +347,12 @@ class LocalBotApi:
         self._wake_poll("update")
 
     @property
+    def sent_at(self) -> dict[int, list[float]]:
+        """Per chat id, the clock's time of every message the limits let through, in order:
+        enough to check "never more than 20 in any 60 s" or to compute the rate achieved."""
+        return self._quotas.sent_at
+
+    @property
     def pending_updates(self) -> int:
         return len(self._pending)
 
@@ -459,6 +483,28 @@ class LocalBotApi:
                 return fault.error
         return None
 
+    # --- sending limits ---
+
+    async def _within_limits(
+        self, method: str, params: dict, handler: Callable[[dict], Awaitable[object]]
+    ) -> object:
+        """Run a call that posts a message only if Telegram's limits let it through now;
+        otherwise answer 429 as Telegram does, having created nothing."""
+        chat = self._chats.get(_chat_id(params.get("chat_id")))  # type: ignore[arg-type]
+        if chat is None or not makes_a_message(method):
+            return await handler(params)  # an unknown chat gets its 400 from the method
+        private = chat.chat["type"] == "private"
+        refused = self._quotas.take(self.limits, chat.id, private)
+        if refused is not None:
+            rule, retry_after = refused
+            self.rate_limited.append(RateLimited(method, chat.id, rule, retry_after))
+            raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+        try:
+            return await handler(params)
+        except Exception:
+            self._quotas.give_back(self.limits, chat.id, private)  # refused otherwise: not sent
+            raise
+
     # --- HTTP ---
 
     async def _handle_call(self, request: web.Request) -> web.StreamResponse:
@@ -479,7 +525,7 @@ class LocalBotApi:
                 fault = self._scripted_fault(name.lower(), params)
                 if fault is not None:
                     raise fault
-                result = await handler(params)
+                result = await self._within_limits(method, params, handler)
             except ApiError as exc:
                 error = exc
             else:
@@ -592,7 +638,9 @@ class LocalBotApi:
         else:
             raise bad_request("unsupported parse_mode")
         plain, entities = strip_text(plain, entities)
-        if len(plain) > limit:
+        # Telegram counts what is left after parsing, in UTF-16 code units like its entities
+        # (an emoji outside the BMP counts two).
+        if utf16_len(plain) > limit:
             raise bad_request(
                 "message is too long" if key == "text" else "message caption is too long"
             )
@@ -953,6 +1001,10 @@ class LocalBotApi:
         color = params.get("icon_color") or DEFAULT_TOPIC_COLOR
         emoji = params.get("icon_custom_emoji_id")
         thread_id = chat.open_topic(self.bot_user, name, color, emoji)
+        # The service message reaches the bot as an update, though the bot sent it: the Bot
+        # API skips a bot's own messages except a few service messages, topic creation among
+        # them (telegram-bot-api, Client::need_skip_update_message).
+        self.push_update({"message": dict(chat.message(thread_id))})
         topic = {"message_thread_id": thread_id, "name": name, "icon_color": color}
         if emoji:
             topic["icon_custom_emoji_id"] = emoji
