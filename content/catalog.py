@@ -65,6 +65,8 @@ class Catalog:
         self.default_language: str = self.languages[0]
         self.ticket_prefix: str = str(settings["ticket_prefix"])
         self.limits: dict[str, int] = dict(settings["limits"])
+        # Open tickets of all kinds one person may have (complaints and one conversation).
+        self.open_tickets_per_person: int = int(self.limits.get("open_tickets_per_person", 5))
         self.staff_language: str = str(settings.get("staff_language", self.default_language))
         self.reopen_days: int = int(settings.get("reopen_days", 14))
         self.referrals: list[str] = list(_read_yaml(self.folder / "referrals.yaml")["referrals"])
@@ -124,6 +126,8 @@ class Catalog:
     def check(self) -> list[str]:
         """Every problem a coordinator should fix before the hotline starts; empty when fine."""
         problems: list[str] = []
+        if self.open_tickets_per_person < 1:
+            problems.append("hotline.yaml: limits.open_tickets_per_person must be at least 1")
         reference = self.languages[0]
         for language in self.languages:
             missing = self._sources[reference].keys() - self._sources[language].keys()

@@ -1,13 +1,15 @@
-"""Queries about tickets: opening them with a readable reference, listing, adding, withdrawing."""
+"""Queries about tickets: opening them with a readable reference, listing, adding, changing
+their status (compare-and-set, audited)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import func, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -17,6 +19,7 @@ from db.models import (
     Ticket,
     TicketCounter,
     TicketEvent,
+    TicketKind,
     TicketMessage,
     TicketStatus,
 )
@@ -129,21 +132,88 @@ async def add_ticket_message(
 
 
 async def change_status(
-    session: AsyncSession, *, ticket: Ticket, to_status: str, actor: str, now: datetime
-) -> None:
-    """Every status change leaves an audit event: who, when, from, to."""
+    session: AsyncSession,
+    *,
+    ticket: Ticket,
+    to_status: str,
+    actor: str,
+    now: datetime,
+    fields: dict[str, Any] | None = None,
+) -> bool:
+    """The one way a ticket's status changes: compare-and-set, with its audit event.
+
+    A worker's lane and the ticket topic's lane run at once, so the row is written only if
+    its status, and each of `fields` (assignee_id, referred_to, ...) changed with it, still
+    hold what this turn read. Otherwise nothing is written, the ticket is read again (the
+    other turn's change, committed) and False returned: the caller tells its person what
+    happened instead. The audit trail thus never shows an impossible path."""
+    expected = ticket.status
+    values = {**(fields or {}), "status": to_status, "updated_at": now}
+    guards = [Ticket.id == ticket.id, Ticket.status == expected]
+    for name in fields or {}:
+        current = getattr(ticket, name)
+        column = getattr(Ticket, name)
+        guards.append(col(column).is_(None) if current is None else column == current)
+    await session.flush()  # this turn's other changes to the row first
+    result = await session.exec(
+        update(Ticket).where(*guards).values(**values).execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        await session.refresh(ticket)
+        return False
+    for name, value in values.items():
+        set_committed_value(ticket, name, value)
     session.add(
         TicketEvent(
             ticket_id=ticket.id,
             actor=actor,
-            from_status=ticket.status,
+            from_status=expected,
             to_status=to_status,
             created_at=now,
         )
     )
-    ticket.status = to_status
-    ticket.updated_at = now
     await session.flush()
+    return True
+
+
+async def lock_ticket(session: AsyncSession, *, ticket: Ticket) -> None:
+    """Reads the ticket again and holds its row until the turn commits (SELECT … FOR UPDATE;
+    SQLite has one writer anyway), for work that depends on the status without changing
+    it, such as relaying a message: another turn's change waits, or is seen here."""
+    await session.flush()
+    await session.refresh(ticket, with_for_update=True)
+
+
+async def count_open_tickets(session: AsyncSession, *, person_id: int) -> int:
+    """Open tickets of every kind, for the per-person cap (limits.open_tickets_per_person)."""
+    result = await session.exec(
+        select(func.count())
+        .select_from(Ticket)
+        .where(Ticket.person_id == person_id, col(Ticket.status).in_(OPEN_STATUSES))
+    )
+    return result.one()
+
+
+async def current_talk_ticket(session: AsyncSession, *, person_id: int) -> Ticket | None:
+    """The worker's open "talk to a person" ticket: there is at most one."""
+    result = await session.exec(
+        select(Ticket)
+        .where(
+            Ticket.person_id == person_id,
+            Ticket.kind == TicketKind.TALK,
+            col(Ticket.status).in_(OPEN_STATUSES),
+        )
+        .order_by(col(Ticket.id).desc())
+    )
+    return result.first()
+
+
+async def ticket_events(session: AsyncSession, *, ticket_id: int) -> list[TicketEvent]:
+    """The ticket's status changes, oldest first (was it resolved, and closed right after?)."""
+    result = await session.exec(
+        select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(col(TicketEvent.id))
+    )
+    return list(result.all())
 
 
 async def message_by_worker_id(
@@ -211,6 +281,33 @@ async def set_topic(session: AsyncSession, *, ticket_id: int, topic_id: int) -> 
     )
     result = await session.exec(select(Ticket.topic_id).where(Ticket.id == ticket_id))
     return result.one()
+
+
+async def note_topic_request(session: AsyncSession, *, ticket_id: int, at: datetime | None) -> None:
+    """Records that a topic is being asked of Telegram (None: the request was refused), so
+    that a topic whose answer was lost can be claimed later instead of opened again."""
+    await session.exec(
+        update(Ticket)
+        .where(Ticket.id == ticket_id)
+        .values(topic_requested_at=at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def claim_topic(session: AsyncSession, *, reference: str, topic_id: int) -> bool:
+    """Takes a topic the bot opened (seen from its service message, named after the ticket's
+    reference) for the ticket that asked for one and has none stored; whether it did."""
+    result = await session.exec(
+        update(Ticket)
+        .where(
+            Ticket.reference == reference,
+            col(Ticket.topic_id).is_(None),
+            col(Ticket.topic_requested_at).is_not(None),
+        )
+        .values(topic_id=topic_id)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
 
 
 async def record_delivery(

@@ -12,8 +12,8 @@ from decimal import Decimal, InvalidOperation
 
 from bot.messages import Choice
 from db.models import TicketKind
-from db.tickets import open_ticket
-from handlers.flow import FINISHED, NEXT, STAY, Flow, Outcome, Turn
+from db.tickets import count_open_tickets, open_ticket
+from handlers.flow import FINISHED, MENU, NEXT, STAY, Flow, Outcome, Turn
 from handlers.mediation import post_card
 from handlers.office_hours import say_if_after_hours
 
@@ -197,6 +197,10 @@ async def review(turn: Turn) -> Outcome:
     """Opens the ticket on confirmation, or lets the worker pick an answer to change."""
     if turn.choice == "change":
         return "change"
+    cap = turn.catalog.open_tickets_per_person
+    if await count_open_tickets(turn.session, person_id=turn.person.id) >= cap:
+        turn.say("complaint.too_many_open", limit=cap)
+        return MENU  # the draft is kept: submitting works again once one is withdrawn or ends
     ticket, evidence = await open_ticket(
         turn.session,
         person_id=turn.person.id,

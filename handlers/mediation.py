@@ -209,16 +209,34 @@ async def relay_from_staff(
     return stored
 
 
-async def set_status(work: Work, ticket: Ticket, to_status: str, *, actor: str) -> None:
-    """Changes the status with its audit event, and closes or reopens the topic with it."""
+async def set_status(
+    work: Work,
+    ticket: Ticket,
+    to_status: str,
+    *,
+    actor: str,
+    notice: tuple[str, dict[str, Any]] | None = None,
+    **fields: Any,
+) -> bool:
+    """Changes the status (and `fields` with it) with its audit event, posts `notice` (a
+    staff text and its variables) in the topic, and closes or reopens the topic with it.
+    False when someone else changed the ticket first (see db.tickets.change_status):
+    `ticket` then holds what they made of it, and nothing was done or queued."""
     previous = ticket.status
-    await ticket_queries.change_status(
-        work.session, ticket=ticket, to_status=to_status, actor=actor, now=work.now
+    changed = await ticket_queries.change_status(
+        work.session, ticket=ticket, to_status=to_status, actor=actor, now=work.now, fields=fields
     )
-    if to_status in (TicketStatus.CLOSED, TicketStatus.WITHDRAWN):
-        queue(work, ticket, action="topic", to="topic", topic_state="close")
-    elif previous == TicketStatus.CLOSED:
+    if not changed:
+        return False
+    ending = to_status in (TicketStatus.CLOSED, TicketStatus.WITHDRAWN)
+    if previous == TicketStatus.CLOSED and not ending:
         queue(work, ticket, action="topic", to="topic", topic_state="reopen")
+    if notice is not None:  # while the topic is open: Telegram refuses posts to a closed one
+        key, variables = notice
+        notice_in_topic(work, ticket, key, **variables)
+    if ending:
+        queue(work, ticket, action="topic", to="topic", topic_state="close")
+    return True
 
 
 def relayed_already(work: Work, message_id: int | None) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from db.models import OPEN_STATUSES, TicketStatus
 from db.people import forget_person
-from db.tickets import change_status, tickets_of
+from db.tickets import change_status, lock_ticket, tickets_of
 from handlers.flow import END, FINISHED, Flow, Outcome, Turn
 from handlers.mediation import queue
 
@@ -22,6 +22,8 @@ async def forget(turn: Turn) -> Outcome:
         turn.say("privacy.kept")
         return FINISHED
     for ticket in await tickets_of(turn.session, person_id=turn.person.id):
+        if ticket.status in OPEN_STATUSES:  # held to the commit: a Claim now waits, then sees
+            await lock_ticket(turn.session, ticket=ticket)  # it closed (or was just before)
         if ticket.status in OPEN_STATUSES:  # nobody can follow it up any more
             await change_status(
                 turn.session,

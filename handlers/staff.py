@@ -1,5 +1,7 @@
 """From the staff group: counsellors answer in a ticket's topic, keep notes, and act on the
-ticket card's buttons. Only registered staff may act; anyone else is refused and logged."""
+ticket card's buttons. Only registered staff may act; anyone else is refused and logged.
+Refer, resolve and close belong to the ticket's holder or a coordinator/admin; a button
+pressed as the worker changed the ticket is answered with what happened."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.log_redaction import person_tag
 from bot.messages import Choice, Inbound, InboundKind, Outgoing, Reply
 from content.catalog import Catalog, Translator
 from db import staff as registry
@@ -22,13 +25,8 @@ from db.models import (
     Ticket,
     TicketStatus,
 )
-from db.tickets import add_ticket_message
-from handlers.mediation import (
-    notice_in_topic,
-    relay_from_staff,
-    set_status,
-    tell_worker,
-)
+from db.tickets import add_ticket_message, lock_ticket
+from handlers.mediation import relay_from_staff, set_status, tell_worker
 
 log = logging.getLogger(__name__)
 NOTE_PREFIX = "!"
@@ -60,7 +58,7 @@ async def from_staff(turn: StaffTurn) -> None:
         log.warning(
             "refused %s from %s (not registered staff) in the staff group",
             inbound.kind,
-            inbound.person_id,
+            person_tag(inbound.person_id),
         )
         if inbound.kind is InboundKind.CHOICE:
             turn.alert = str(turn.t("staff.not_registered"))
@@ -97,12 +95,13 @@ async def note(turn: StaffTurn, text: str) -> None:
 async def answer_worker(turn: StaffTurn) -> None:
     """Sends the counsellor's message to the worker; the ticket now waits for the worker."""
     ticket = turn.ticket
-    if ticket.status not in OPEN_STATUSES:
-        turn.say("staff.ticket_ended", status=turn.t(f"statuses.{ticket.status}"))
-        return
-    await relay_from_staff(turn, ticket, turn.worker, turn.staff, turn.inbound)
+    await lock_ticket(turn.session, ticket=ticket)  # the worker may be withdrawing it now
     if ticket.status == TicketStatus.CLAIMED:
         await set_status(turn, ticket, TicketStatus.WAITING, actor=turn.staff.alias)
+    if ticket.status not in OPEN_STATUSES:
+        turn.replies.append(Reply(await _what_happened(turn)))
+        return
+    await relay_from_staff(turn, ticket, turn.worker, turn.staff, turn.inbound)
 
 
 async def _button(turn: StaffTurn) -> None:
@@ -115,9 +114,7 @@ async def _button(turn: StaffTurn) -> None:
         await close(turn)  # a resolved or referred case is closed when the counsellor says so
         return
     if turn.ticket.status not in OPEN_STATUSES:
-        turn.alert = str(
-            turn.t("staff.ticket_ended", status=turn.t(f"statuses.{turn.ticket.status}"))
-        )
+        turn.alert = await _what_happened(turn)
         return
     if kind == "refer":
         await refer_to(turn, turn.inbound.choice or "")
@@ -128,8 +125,38 @@ async def _button(turn: StaffTurn) -> None:
         await action(turn)
 
 
+async def _what_happened(turn: StaffTurn) -> str:
+    """Why nothing was done: the ticket as it is now (another turn may just have changed it)."""
+    ticket = turn.ticket
+    if ticket.status == TicketStatus.WITHDRAWN:
+        return str(turn.t("staff.worker_withdrew"))
+    status = turn.t(f"statuses.{ticket.status}")
+    if ticket.status not in OPEN_STATUSES:
+        return str(turn.t("staff.ticket_ended", status=status))
+    if ticket.assignee_id is not None and ticket.assignee_id != turn.staff.id:
+        holder = await turn.session.get(Staff, ticket.assignee_id)
+        return str(turn.t("staff.already_claimed", alias=holder.alias if holder else "?"))
+    return str(turn.t("staff.changed_meanwhile", status=status))
+
+
+async def _may_decide(turn: StaffTurn) -> bool:
+    """Refer, resolve and close are for the counsellor holding the ticket, or a coordinator
+    or admin; an unclaimed ticket must be claimed first (coordinators and admins may close
+    one, e.g. a duplicate or spam). Anyone else gets a pop-up saying who holds it."""
+    ticket, staff = turn.ticket, turn.staff
+    if staff.role in (StaffRole.COORDINATOR, StaffRole.ADMIN) or ticket.assignee_id == staff.id:
+        return True
+    if ticket.assignee_id is None:
+        turn.alert = str(turn.t("staff.claim_first"))
+    else:
+        holder = await turn.session.get(Staff, ticket.assignee_id)
+        turn.alert = str(turn.t("staff.held_by", alias=holder.alias if holder else "?"))
+    return False
+
+
 async def claim(turn: StaffTurn) -> None:
-    """Assigns the ticket to whoever pressed Claim; a second counsellor is told who has it."""
+    """Assigns the ticket to whoever pressed Claim; a second counsellor is told who has it,
+    and one who pressed as the worker withdrew is told that."""
     ticket, staff = turn.ticket, turn.staff
     if ticket.assignee_id is not None and ticket.assignee_id != staff.id:
         holder = await turn.session.get(Staff, ticket.assignee_id)
@@ -138,14 +165,20 @@ async def claim(turn: StaffTurn) -> None:
     if ticket.assignee_id == staff.id:
         turn.alert = str(turn.t("staff.already_yours"))
         return
-    ticket.assignee_id = staff.id
-    await set_status(turn, ticket, TicketStatus.CLAIMED, actor=staff.alias)
-    notice_in_topic(turn, ticket, "staff.claimed", alias=staff.alias)
+    notice = ("staff.claimed", {"alias": staff.alias})
+    claimed = await set_status(
+        turn, ticket, TicketStatus.CLAIMED, actor=staff.alias, notice=notice, assignee_id=staff.id
+    )
+    if not claimed:
+        turn.alert = await _what_happened(turn)
+        return
     tell_worker(turn, ticket, turn.worker, "mediation.worker_claimed", alias=staff.alias)
 
 
 async def refer(turn: StaffTurn) -> None:
     """Offers the referral destinations listed in content/referrals.yaml."""
+    if not await _may_decide(turn):
+        return
     choices = [
         Choice(key, str(turn.t(f"referrals.{key}.name")), numbered=False)
         for key in turn.catalog.referrals
@@ -159,9 +192,24 @@ async def refer_to(turn: StaffTurn, destination: str) -> None:
     if destination not in turn.catalog.referrals:
         turn.alert = str(turn.t("staff.no_ticket"))
         return
+    if not await _may_decide(turn):
+        return
     ticket = turn.ticket
-    ticket.referred_to = destination
-    await set_status(turn, ticket, TicketStatus.REFERRED, actor=turn.staff.alias)
+    notice = (
+        "staff.referred",
+        {"alias": turn.staff.alias, "name": turn.t(f"referrals.{destination}.name")},
+    )
+    referred = await set_status(
+        turn,
+        ticket,
+        TicketStatus.REFERRED,
+        actor=turn.staff.alias,
+        notice=notice,
+        referred_to=destination,
+    )
+    if not referred:
+        turn.alert = await _what_happened(turn)
+        return
     worker_t = turn.catalog.translator(ticket.language)
     tell_worker(
         turn,
@@ -171,19 +219,27 @@ async def refer_to(turn: StaffTurn, destination: str) -> None:
         name=worker_t(f"referrals.{destination}.name"),
         details=worker_t(f"referrals.{destination}.details"),
     )
-    notice_in_topic(
-        turn,
-        ticket,
-        "staff.referred",
-        alias=turn.staff.alias,
-        name=turn.t(f"referrals.{destination}.name"),
-    )
 
 
 async def resolve(turn: StaffTurn) -> None:
-    """Marks the ticket resolved and asks the worker whether the problem was solved."""
+    """Marks the ticket resolved and asks the worker whether the problem was solved; each
+    resolution asks anew, so an earlier answer is cleared with it."""
+    if not await _may_decide(turn):
+        return
     ticket = turn.ticket
-    await set_status(turn, ticket, TicketStatus.RESOLVED, actor=turn.staff.alias)
+    notice = ("staff.resolved", {"alias": turn.staff.alias})
+    resolved = await set_status(
+        turn,
+        ticket,
+        TicketStatus.RESOLVED,
+        actor=turn.staff.alias,
+        notice=notice,
+        solved=None,
+        rating=None,
+    )
+    if not resolved:
+        turn.alert = await _what_happened(turn)
+        return
     worker_t = turn.catalog.translator(ticket.language)
     choices = [
         Choice(key, str(worker_t(f"choices.{key}")), numbered=False)
@@ -197,14 +253,19 @@ async def resolve(turn: StaffTurn) -> None:
         choices=choices,
         tag=f"feedback.{ticket.id}",
     )
-    notice_in_topic(turn, ticket, "staff.resolved", alias=turn.staff.alias)
 
 
 async def close(turn: StaffTurn) -> None:
     """Closes the ticket and its topic, and tells the worker."""
+    if not await _may_decide(turn):
+        return
     ticket = turn.ticket
-    notice_in_topic(turn, ticket, "staff.closed", alias=turn.staff.alias)
-    await set_status(turn, ticket, TicketStatus.CLOSED, actor=turn.staff.alias)
+    notice = ("staff.closed", {"alias": turn.staff.alias})
+    if not await set_status(
+        turn, ticket, TicketStatus.CLOSED, actor=turn.staff.alias, notice=notice
+    ):
+        turn.alert = await _what_happened(turn)
+        return
     tell_worker(turn, ticket, turn.worker, "mediation.worker_closed", days=turn.catalog.reopen_days)
 
 

@@ -1,6 +1,7 @@
 """A worker writes to a counsellor: "talk to a person" from the menu opens a ticket of its
-own; afterwards, anything the worker sends outside a question goes to their ticket's topic
-(asking which one when several are open), reopening a ticket that ended recently."""
+own (one at a time: asking again returns to it); afterwards, anything the worker sends
+outside a question goes to their ticket's topic (asking which one when several are open),
+reopening a ticket that ended recently."""
 
 from __future__ import annotations
 
@@ -8,12 +9,19 @@ from datetime import timedelta
 from typing import Any
 
 from bot.messages import Choice
-from db.models import Ticket, TicketKind, TicketStatus
-from db.tickets import last_from_worker, open_ticket, ticket_of, tickets_to_write_to
+from db.models import OPEN_STATUSES, Ticket, TicketKind, TicketStatus
+from db.tickets import (
+    count_open_tickets,
+    current_talk_ticket,
+    last_from_worker,
+    lock_ticket,
+    open_ticket,
+    ticket_of,
+    tickets_to_write_to,
+)
 from handlers.complaint import consent
 from handlers.flow import FINISHED, STAY, Flow, Goto, Outcome, Turn
 from handlers.mediation import (
-    notice_in_topic,
     post_card,
     relay_from_worker,
     relayed_already,
@@ -40,20 +48,48 @@ talk.step(
 )(consent)
 
 
-@talk.step("first", expects="any", max_chars=4000)
+async def ask_first(turn: Turn) -> Outcome | None:
+    """A worker has at most one open conversation: a new one returns to it. Over the cap on
+    open tickets (limits.open_tickets_per_person) none is opened."""
+    current = await current_talk_ticket(turn.session, person_id=turn.person.id)
+    if current is not None:
+        turn.say("talk.continue", reference=current.reference)
+        return None
+    if await at_ticket_cap(turn):
+        turn.say("talk.too_many_open", limit=turn.catalog.open_tickets_per_person)
+        return FINISHED
+    turn.say("talk.first.ask")
+    return None
+
+
+@talk.step("first", expects="any", max_chars=4000, ask=ask_first)
 async def first(turn: Turn) -> Outcome:
-    """Opens a ticket with the worker's first message and sends it to the counsellors."""
+    """Sends the worker's message to their open conversation, or opens one with it."""
     if relayed_already(turn, turn.inbound.message_id):
-        return FINISHED  # crisis words: an urgent ticket was opened with this very message
+        return FINISHED  # crisis words: the message went to an open or a new urgent ticket
     message = message_of(turn)
     if message is None:
         turn.say("talk.unsupported")
         return STAY
+    current = await current_talk_ticket(turn.session, person_id=turn.person.id)
+    if current is not None and await pass_on(turn, current, message):
+        turn.say("talk.relayed", reference=current.reference)
+        return FINISHED
+    if await at_ticket_cap(turn):  # filed meanwhile: the message goes to an open ticket
+        turn.say("talk.too_many_open", limit=turn.catalog.open_tickets_per_person)
+        outcome = await write_to_counsellor(turn)
+        return outcome if isinstance(outcome, Goto) else FINISHED
     ticket = await open_talk_ticket(turn)
     await relay_from_worker(turn, ticket, turn.person, message)
     turn.say("talk.opened", reference=ticket.reference)
     say_if_after_hours(turn)
     return FINISHED
+
+
+async def at_ticket_cap(turn: Turn) -> bool:
+    """Whether the worker has as many open tickets as one person may have."""
+    count = await count_open_tickets(turn.session, person_id=turn.person.id)
+    return count >= turn.catalog.open_tickets_per_person
 
 
 async def open_talk_ticket(turn: Turn, *, urgent: bool = False) -> Ticket:
@@ -89,8 +125,7 @@ async def write_to_counsellor(turn: Turn) -> Outcome:
         turn.say("common.not_a_choice")
         return "main"
     if len(candidates) == 1:
-        await pass_on(turn, candidates[0], message)
-        turn.say("talk.relayed", reference=candidates[0].reference)
+        _say_passed_on(turn, candidates[0], await pass_on(turn, candidates[0], message))
         return STAY
     listed = {str(t.id): f"{t.reference} · {turn.t(f'kinds.{t.kind}')}" for t in candidates}
     return Goto("relay", answers={"message": message, "listed": listed})
@@ -105,24 +140,33 @@ async def which(turn: Turn) -> Outcome:
     """Sends the waiting message to the ticket the worker chose."""
     ticket = await ticket_of(turn.session, person_id=turn.person.id, ticket_id=int(turn.choice))
     if ticket is not None:
-        await pass_on(turn, ticket, turn.data["message"])
-        turn.say("talk.relayed", reference=ticket.reference)
+        _say_passed_on(turn, ticket, await pass_on(turn, ticket, turn.data["message"]))
     return FINISHED
 
 
-async def pass_on(turn: Turn, ticket: Ticket, message: dict[str, Any]) -> None:
+def _say_passed_on(turn: Turn, ticket: Ticket, passed: bool) -> None:
+    turn.say("talk.relayed" if passed else "tickets.not_open", reference=ticket.reference)
+
+
+async def pass_on(turn: Turn, ticket: Ticket, message: dict[str, Any]) -> bool:
     """Relays the message; an ended ticket is reopened by it, a waiting one is the worker's
-    answer."""
+    answer. The row is held from here to the commit: a counsellor's button waits for it.
+    False, and nothing relayed, when the ticket can no longer take it (withdrawn, ended
+    too long ago), perhaps a moment ago."""
+    await lock_ticket(turn.session, ticket=ticket)
+    if ticket.status not in OPEN_STATUSES and not reopenable(turn.catalog, ticket, turn.now):
+        return False
     if reopenable(turn.catalog, ticket, turn.now):
         back_to = TicketStatus.CLAIMED if ticket.assignee_id else TicketStatus.NEW
-        await set_status(turn, ticket, back_to, actor="worker")
-        notice_in_topic(turn, ticket, "mediation.reopened")
+        notice = ("mediation.reopened", {})
+        await set_status(turn, ticket, back_to, actor="worker", notice=notice)
     elif ticket.status == TicketStatus.WAITING:
         await set_status(turn, ticket, TicketStatus.CLAIMED, actor="worker")
     last = await last_from_worker(turn.session, ticket_id=ticket.id)
     if last is None or turn.now - last > AFTER_HOURS_REMINDER:
         say_if_after_hours(turn)
     await relay_from_worker(turn, ticket, turn.person, message)
+    return True
 
 
 def message_of(turn: Turn) -> dict[str, Any] | None:

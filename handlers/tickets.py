@@ -7,7 +7,7 @@ from bot.messages import Choice
 from db.models import OPEN_STATUSES, Ticket, TicketStatus
 from db.tickets import ticket_of, tickets_of
 from handlers.flow import FINISHED, MENU, STAY, Flow, Outcome, Turn
-from handlers.mediation import notice_in_topic, set_status
+from handlers.mediation import set_status
 from handlers.talk import message_of, pass_on
 
 tickets = Flow("tickets", commands=["mytickets", "tickets"])
@@ -52,6 +52,7 @@ async def ask_ticket(turn: Turn) -> Outcome | None:
     if ticket is None:
         return "list"
     turn.data["open"] = ticket.status in OPEN_STATUSES
+    turn.data["seen_status"] = ticket.status  # what the worker decides on
     turn.show(
         "ticket_detail.html.j2",
         ticket=ticket,
@@ -89,7 +90,9 @@ async def add(turn: Turn) -> Outcome:
     if message is None:
         turn.say("tickets.add.unsupported")
         return STAY
-    await pass_on(turn, ticket, message)
+    if not await pass_on(turn, ticket, message):  # it can no longer take anything
+        turn.say("tickets.not_open")
+        return MENU
     turn.say("tickets.add.received", reference=ticket.reference)
     return STAY
 
@@ -100,14 +103,22 @@ async def add(turn: Turn) -> Outcome:
     options=lambda turn: [turn.option("withdraw_confirm"), turn.option("keep")],
 )
 async def withdraw(turn: Turn) -> Outcome:
-    """Withdraws the ticket after the worker confirms."""
+    """Withdraws the ticket after the worker confirms, as they saw it: if a counsellor has
+    changed it since (took it up, even at this very moment), says so and shows it again."""
     ticket = await _chosen(turn)
     if turn.choice == "keep" or ticket is None:
         return "ticket"
     if ticket.status not in OPEN_STATUSES:
         turn.say("tickets.not_open")
         return MENU
-    await set_status(turn, ticket, TicketStatus.WITHDRAWN, actor="worker")
-    notice_in_topic(turn, ticket, "mediation.withdrawn")
+    notice = ("mediation.withdrawn", {})
+    unchanged = ticket.status == turn.data.get("seen_status", ticket.status)
+    if not (
+        unchanged
+        and await set_status(turn, ticket, TicketStatus.WITHDRAWN, actor="worker", notice=notice)
+    ):
+        status = turn.t(f"statuses.{ticket.status}")
+        turn.say("tickets.changed_meanwhile", reference=ticket.reference, status=status)
+        return "ticket"
     turn.say("tickets.withdrawn", reference=ticket.reference)
     return FINISHED

@@ -241,8 +241,11 @@ async def test_talk_to_a_person_and_choose_between_open_tickets(api, desk) -> No
     assert [
         m.plain for m in forum.topic_messages(first_thread) if (m.plain or "").startswith("hello")
     ] == [f"hello {n}" for n in range(5)]
-    await say(worker, "Talk to a person")
-    await say(worker, "a second matter")
+    assert "already have a conversation open" in texts(await say(worker, "Talk to a person"))
+    for answer in ("/complaint", *conversation.wage_complaint()[4:], "done", "skip"):
+        await say(worker, answer)
+    await say(worker, "Stay anonymous")
+    await say(worker, "Submit")  # a second open ticket: a complaint
     got = texts(await say(worker, "which one is this?"))
     assert "Which one is this message about?" in got
     second = texts(await say(worker, "1"))
