@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import logging
 import sys
+from typing import TextIO
 
+from bot.log_redaction import RedactingFilter, use_tag_key
 from bot.settings import SettingsError, StorageSettings, load_settings
 from content.catalog import Catalog, ContentError
 from db.models import StaffRole
@@ -50,17 +52,34 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+# Chatty libraries stay at WARNING whatever the level: httpx prints every request's URL,
+# SQLAlchemy at INFO/DEBUG every statement and the rows it returns, aiosqlite every call.
+QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "sqlalchemy", "aiosqlite", "asyncio")
+
+
+def configure_logging(
+    level: str, *, token: str | None = None, stream: TextIO | None = None
+) -> logging.Handler:
+    """One handler on the root logger (stderr), with the token masked in everything it
+    writes; installed before anything logs. Returns the handler."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(*([token] if token else [])))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if token:
+        use_tag_key(token)
+    return handler
 
 
 def _run(_args: argparse.Namespace) -> int:
     from bot.service import Hotline
 
     settings = load_settings()
-    _logging(settings.log_level)
+    configure_logging(settings.log_level, token=settings.telegram_bot_token.get_secret_value())
     problems = Catalog(settings.content_dir).check()
     if problems:
         raise ContentError(f"content/ has {len(problems)} problem(s), first: {problems[0]}")
@@ -71,7 +90,7 @@ def _run(_args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
-    _logging("WARNING")
+    configure_logging("WARNING")
     return asyncio.run(run_demo(database_url=args.database))
 
 

@@ -3,6 +3,8 @@ staff, every other chat is ignored."""
 
 from __future__ import annotations
 
+import re
+
 from telegram import Message, Update
 
 from bot.messages import Inbound, InboundKind, Media
@@ -10,6 +12,8 @@ from bot.messages import Inbound, InboundKind, Media
 CHANNEL = "telegram"
 CHOICE_SEPARATOR = "|"  # callback data: "<question tag>|<choice key>"
 MEDIA_KINDS = ("photo", "document", "voice", "video", "audio", "video_note", "animation", "sticker")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")  # C0 controls but tab and line feed
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # a str holds surrogates only unpaired
 
 
 def to_inbound(update: Update, *, staff_chat_id: int | None = None) -> Inbound | None:
@@ -122,8 +126,8 @@ def _media(message: Message) -> Media | None:
             kind=kind,
             file_id=item.file_id,
             file_size=item.file_size,
-            mime_type=getattr(item, "mime_type", None),
-            file_name=getattr(item, "file_name", None),
+            mime_type=clean_text(getattr(item, "mime_type", None)),
+            file_name=clean_text(getattr(item, "file_name", None)),
         )
     return None
 
@@ -131,13 +135,25 @@ def _media(message: Message) -> Media | None:
 def _inbound(chat_id: int, user, kind: InboundKind, origin: str, **fields) -> Inbound:
     """Workers are known by their chat; staff by their own user id."""
     person = chat_id if origin == "worker" else (user.id if user else 0)
+    for name in ("text", "command"):
+        if name in fields:
+            fields[name] = clean_text(fields[name])
     return Inbound(
         channel=CHANNEL,
         person_id=str(person),
         kind=kind,
         origin=origin,
-        display_name=user.full_name if user else None,
-        username=user.username if user else None,
-        language_hint=user.language_code if user else None,
+        display_name=clean_text(user.full_name) if user else None,
+        username=clean_text(user.username) if user else None,
+        language_hint=clean_text(user.language_code) if user else None,
         **fields,
     )
+
+
+def clean_text(text: str | None) -> str | None:
+    """What people send, fit to store: control characters (NUL, which PostgreSQL's text
+    refuses, and the rest of C0 but tab and line feed) removed, unpaired surrogates (which
+    no database encodes) replaced by U+FFFD."""
+    if text is None or (text.isprintable() and text.isascii()):
+        return text
+    return _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))

@@ -1,5 +1,6 @@
-"""The engine's Reply as Telegram sends it: HTML text in pieces of at most 4096 characters,
-choices as an inline keyboard whose callback data names the question they answer."""
+"""The engine's Reply as Telegram sends it: HTML text in pieces Telegram accepts (measured as
+Telegram measures them), choices as an inline keyboard whose callback data names the question
+they answer."""
 
 from __future__ import annotations
 
@@ -38,29 +39,108 @@ def _button(reply: Reply, choice: Choice, label: str) -> InlineKeyboardButton:
     return InlineKeyboardButton(label, callback_data=data)
 
 
-def split_text(text: str) -> list[str]:
-    """Telegram takes 4096 characters a message; longer texts go out in pieces, cut at lines."""
-    limit = MessageLimit.MAX_TEXT_LENGTH
-    if len(text) <= limit:
+def telegram_length(html: str) -> int:
+    """What Telegram counts against its limits: the text left after HTML parsing (tags gone,
+    entities decoded), in UTF-16 code units, as message entities are measured."""
+    return sum(units for _, units, _ in _atoms(html))
+
+
+def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
+    """HTML in pieces Telegram takes (at most `limit` of what it counts: `telegram_length`),
+    in order, each valid on its own: cut at a line, else at a space, never inside a tag or an
+    entity; a tag open at a cut is closed at the end of the piece and reopened in the next."""
+    if _utf16_len(text) <= limit:  # tags and entities only shrink when parsed
         return [text]
-    chunks, current = [], ""
-    for line in text.split("\n"):
-        while len(line) > limit:
-            chunks.append(line[:limit])
-            line = line[limit:]
-        if len(current) + len(line) + 1 > limit:
-            chunks.append(current)
-            current = line
+    atoms = _atoms(text)
+    pieces: list[str] = []
+    open_tags: list[tuple[str, str]] = []  # (the start tag as written, its name)
+    start = 0
+    while start < len(atoms):
+        end = _piece_end(atoms, start, limit)
+        reopened = "".join(tag for tag, _ in open_tags)
+        for raw, _, tag in atoms[start:end]:
+            if tag is None:
+                continue
+            if raw.startswith("</"):
+                if open_tags:  # a stray end tag: Telegram will say so, as it would whole
+                    open_tags.pop()
+            else:
+                open_tags.append((raw, tag))
+        body = "".join(raw for raw, _, _ in atoms[start:end])
+        closed = "".join(f"</{name}>" for _, name in reversed(open_tags))
+        if any(units and not raw.isspace() for raw, units, _ in atoms[start:end]):
+            pieces.append(reopened + body + closed)  # Telegram refuses an empty text
+        start = end
+    return pieces
+
+
+def _piece_end(atoms: list[tuple[str, int, str | None]], start: int, limit: int) -> int:
+    """Where the piece starting at `start` ends: the last line break that fits, if it is past
+    half the piece, else the last space past half, else either, else as much as fits."""
+    units, end, newline, space = 0, start, None, None
+    while end < len(atoms):
+        raw, size, _ = atoms[end]
+        if units + size > limit:
+            break
+        units += size
+        end += 1
+        if raw == "\n":
+            newline = end
+        elif raw == " ":
+            space = end
+    if end == len(atoms):
+        return end
+    half = start + (end - start) // 2
+    for cut in (newline, space):
+        if cut is not None and cut > half:
+            return cut
+    for cut in (newline, space):
+        if cut is not None and cut > start:
+            return cut
+    return max(end, start + 1)
+
+
+# A tag, an entity, or one character (a lone "&" is plain text to Telegram).
+_ATOM = re.compile(r"<(/?)([a-zA-Z][\w-]*)[^>]*>|&(?:#[xX][0-9a-fA-F]+|#[0-9]+|[a-zA-Z]+);|.", re.S)
+
+
+def _atoms(html: str) -> list[tuple[str, int, str | None]]:
+    """(what is written, the UTF-16 units Telegram counts for it, the tag's name if a tag)."""
+    atoms = []
+    for match in _ATOM.finditer(html):
+        raw = match.group(0)
+        if match.group(2):
+            atoms.append((raw, 0, match.group(2).lower()))
+        elif raw.startswith("&") and len(raw) > 1:
+            atoms.append((raw, _utf16_len(_unescape(raw)), None))
         else:
-            current = f"{current}\n{line}" if current else line
-    chunks.append(current)
-    return [c for c in chunks if c]
+            atoms.append((raw, _utf16_len(raw), None))
+    return atoms
+
+
+def _utf16_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
+
+
+def _unescape(entity: str) -> str:
+    """One HTML entity as Telegram decodes it (the four named ones, and numeric ones)."""
+    named = {"&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"'}
+    if entity in named:
+        return named[entity]
+    if entity.startswith("&#"):
+        digits = entity[2:-1]
+        code = int(digits[1:], 16) if digits[:1] in "xX" else int(digits)
+        if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF:
+            return chr(code)
+    return entity
 
 
 def strip_tags(text: str) -> str:
-    plain = re.sub(r"<[^>]+>", "", text)
-    return (
-        plain.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&amp;", "&")
+    """The text as plain text: tags dropped, entities decoded."""
+    return "".join(
+        _unescape(raw) if raw.startswith("&") else raw
+        for raw, _, tag in _atoms(text)
+        if tag is None
     )
 
 
