@@ -2,7 +2,9 @@
 
 python-telegram-bot can process updates one at a time or all concurrently, but not "in order
 per person, concurrently across people", which a conversation needs (two quick answers must
-not race for the same state row), hence this small scheduler.
+not race for the same state row), hence this small scheduler. It does not limit what is
+queued: whoever submits asks `room` first (the poller, a start's backlog), so that the queue
+stays bounded where the updates come from.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ class Lanes:
         self._tails: dict[str, asyncio.Task[None]] = {}
         self._running = asyncio.Semaphore(max_running)
         self._all: set[asyncio.Task[None]] = set()
+        self._waiting_for_room: list[asyncio.Future[None]] = []
 
     def submit(self, key: str, job: Callable[[], Awaitable[None]]) -> None:
         """Runs `job` after every job submitted before it under the same key."""
@@ -31,6 +34,14 @@ class Lanes:
     @property
     def pending(self) -> int:
         return len(self._all)
+
+    async def room(self, limit: int) -> int:
+        """Waits while `limit` jobs or more are queued or running; returns how many more fit."""
+        while len(self._all) >= limit:
+            freed = asyncio.get_running_loop().create_future()
+            self._waiting_for_room.append(freed)
+            await freed
+        return limit - len(self._all)
 
     async def drain(self) -> None:
         """Waits for everything submitted so far."""
@@ -52,3 +63,7 @@ class Lanes:
         self._all.discard(task)
         if self._tails.get(key) is task:
             del self._tails[key]
+        waiting, self._waiting_for_room = self._waiting_for_room, []
+        for freed in waiting:
+            if not freed.done():
+                freed.set_result(None)

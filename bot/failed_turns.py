@@ -1,0 +1,90 @@
+"""Turns that raise: tried again, then given up, kept for an operator and the staff told.
+
+A turn that raised (its transaction rolled back, nothing of it applied) is tried again in
+its own lane, after a pause that doubles each time: the person's later updates wait behind
+it, so their order holds. The attempts are counted on the inbox row, so a restart goes on
+counting rather than starting over. After `TURN_ATTEMPTS` the row is marked FAILED and kept
+(its payload for `db.inbox.FAILED_KEPT`), the person is told once that staff will look at
+it, and their next update is handled as usual. A job posts an alert for each given-up row in
+the staff group's General topic, in the staff's language, naming only the inbox row and the
+channel (no personal data): alerts are taken from the rows, so a crash loses none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.messages import Reply
+from content.catalog import Catalog
+from db import inbox
+from db.models import InboxStatus
+from handlers.mediation import staff_texts
+
+log = logging.getLogger(__name__)
+
+TURN_ATTEMPTS = 4  # the first try and three more
+FIRST_RETRY_DELAY = 1.0  # seconds before the second try; doubled before each further one
+
+
+async def try_again(sessions: async_sessionmaker[AsyncSession], receipt: int | None) -> bool:
+    """After a turn raised: counts the attempt and, when another is due, waits the pause and
+    returns True; otherwise marks the row FAILED and returns False (give up)."""
+    if receipt is None:  # no inbox row to count on: given up at once
+        return False
+    try:
+        async with sessions() as session, session.begin():
+            attempts = await inbox.count_attempt(session, row_id=receipt)
+    except Exception:  # the database itself: the row stays unhandled for the next start
+        log.exception("could not count the failed attempt at inbox row %s", receipt)
+        return False
+    if attempts < TURN_ATTEMPTS:
+        delay = FIRST_RETRY_DELAY * 2 ** (attempts - 1)
+        log.warning("inbox row %s failed (attempt %d); again in %.1fs", receipt, attempts, delay)
+        await asyncio.sleep(delay)
+        return True
+    log.error("inbox row %s failed %d times: given up, kept for an operator", receipt, attempts)
+    try:
+        async with sessions() as session, session.begin():
+            await inbox.mark_done(session, row_ids=[receipt], status=InboxStatus.FAILED)
+    except Exception:
+        log.exception("could not mark inbox row %s as failed", receipt)
+    return False
+
+
+class FailureAlerts:
+    """Posts the alerts of given-up rows, each once it was posted (a failed post is tried
+    again next round)."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        catalog: Catalog,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.sessions = sessions
+        self.catalog = catalog
+        self.clock = clock
+        self._posting = asyncio.Lock()  # the job and a direct call never post one alert twice
+
+    async def post(self, send: Callable[[Reply], Awaitable[bool]]) -> int:
+        """Sends an alert for each given-up row not yet alerted; returns how many went out."""
+        async with self._posting:
+            async with self.sessions() as session:
+                rows = await inbox.failed_unalerted(session)
+            t = staff_texts(self.catalog)
+            posted = 0
+            for row_id, channel, attempts in rows:
+                alert = t("failures.alert", row=row_id, channel=channel, attempts=attempts)
+                if not await send(Reply(str(alert))):
+                    break
+                async with self.sessions() as session, session.begin():
+                    await inbox.mark_alerted(session, row_id=row_id, now=self.clock())
+                posted += 1
+            return posted
