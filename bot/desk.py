@@ -11,10 +11,13 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import failed_turns
+from bot.delivery.items import enqueue, to_outgoing, to_staff
+from bot.log_redaction import person_tag
 from bot.messages import Inbound, Reply, TurnResult
 from content.catalog import Catalog
 from db import inbox
-from db.models import InboxStatus, Person, utcnow
+from db.models import Person, utcnow
 from db.staff import find_staff
 from db.tickets import ticket_by_id, ticket_by_topic
 from handlers.mediation import staff_texts
@@ -40,21 +43,24 @@ class StaffDesk:
             async with self.sessions() as session, session.begin():
                 turn = await self._begin(session, inbound)
                 await from_staff(turn)
+                # Replies in a ticket's topic keep their place among the ticket's posts.
+                in_topic = turn.ticket is not None and turn.ticket.topic_id == inbound.thread_id
+                items = to_staff(
+                    inbound.channel,
+                    turn.replies,
+                    thread_id=inbound.thread_id,
+                    ticket_id=turn.ticket.id if in_topic else None,
+                )
+                items += to_outgoing(inbound.channel, turn.outgoing)
+                queued = await enqueue(session, items, now=utcnow())
                 if receipt is not None:
-                    await inbox.mark_handled(
-                        session,
-                        row_id=receipt,
-                        replies=[r.to_dict() for r in turn.replies],
-                        outgoing=[o.to_dict() for o in turn.outgoing],
-                        now=turn.now,
-                    )
+                    await inbox.mark_done(session, row_ids=[receipt])
         except Exception:
-            log.exception("staff update failed (from %s)", inbound.person_id)
-            if receipt is not None:
-                async with self.sessions() as session, session.begin():
-                    await inbox.mark_done(session, row_ids=[receipt], status=InboxStatus.FAILED)
+            log.exception("staff update failed (from %s)", person_tag(inbound.person_id))
+            if await failed_turns.try_again(self.sessions, receipt):  # as a worker's turn
+                return await self.handle(inbound, receipt=receipt)
             return TurnResult([Reply(str(staff_texts(self.catalog)("common.sorry")))])
-        return TurnResult(turn.replies, outgoing=turn.outgoing, alert=turn.alert)
+        return TurnResult([], queued=queued, alert=turn.alert)
 
     async def _begin(self, session: AsyncSession, inbound: Inbound) -> StaffTurn:
         staff = await find_staff(session, channel=inbound.channel, external_id=inbound.person_id)

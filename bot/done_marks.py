@@ -24,6 +24,7 @@ class DoneMarks:
         self.delay = delay
         self._pending: list[int] = []
         self._flushing: asyncio.Task[None] | None = None
+        self._writing = asyncio.Lock()  # a flush returns only once every earlier mark is written
 
     def add(self, row_id: int) -> None:
         self._pending.append(row_id)
@@ -32,16 +33,17 @@ class DoneMarks:
 
     async def flush(self) -> None:
         """Writes every mark collected so far."""
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                async with self.sessions() as session, session.begin():
-                    await inbox.mark_done(session, row_ids=batch)
-            except Exception:
-                log.exception(
-                    "could not mark %d inbox row(s) done; they will be re-sent", len(batch)
-                )
-                return
+        async with self._writing:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    async with self.sessions() as session, session.begin():
+                        await inbox.mark_done(session, row_ids=batch)
+                except Exception:
+                    log.exception(
+                        "could not mark %d inbox row(s) done; they will be re-sent", len(batch)
+                    )
+                    return
 
     async def _flush_soon(self) -> None:
         await asyncio.sleep(self.delay)

@@ -12,21 +12,27 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from markupsafe import escape
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import failed_turns
+from bot.delivery.items import enqueue, to_outgoing, to_person
+from bot.delivery.sender import Queued
 from bot.desk import StaffDesk
 from bot.flood import Flood, FloodGate
+from bot.log_redaction import person_tag
 from bot.matching import match_choice
-from bot.messages import Choice, Inbound, InboundKind, Reply, TurnResult
+from bot.messages import Choice, Hold, Inbound, InboundKind, Reply, TurnResult
 from content.catalog import Catalog
-from db import conversations, inbox, people
+from db import conversations, inbox, outbox, people
 from db.conversations import SavedConversation
-from db.models import InboxStatus, Person, utcnow
+from db.models import Person, utcnow
+from db.outbox import chat_lane
+from db.session import erase_traces
 from handlers.flow import END, FINISHED, NEXT, STAY, Flow, Goto, Outcome, Step, Turn
 
 log = logging.getLogger(__name__)
@@ -92,7 +98,7 @@ class Engine:
         self.buttons = buttons or {}  # by tag prefix: buttons valid whatever the question
         self.desk = desk  # updates from the staff group go there
         self.on_crisis = on_crisis  # crisis words in any message, before anything else
-        self._owed: set[tuple[str, str]] = set()  # people whose replies a flood held back
+        self._holding: set[tuple[str, str]] = set()  # people whose replies a flood holds
 
     async def handle(self, inbound: Inbound, *, receipt: int | None = None) -> TurnResult:
         """Runs one turn; `receipt` is the inbox row to mark handled in the same transaction."""
@@ -100,13 +106,13 @@ class Engine:
             if self.desk is None:
                 return TurnResult([])
             return await self.desk.handle(inbound, receipt=receipt)
-        key = (inbound.channel, inbound.person_id)
         flood = self.flood.check(f"{inbound.channel}:{inbound.person_id}", time.monotonic())
         try:
             async with self.sessions() as session, session.begin():
                 turn, state, saved = await self._begin(session, inbound)
                 await self._route(turn, state)
-                if turn.person.forgotten_at is None:
+                erased = turn.person.forgotten_at is not None
+                if not erased:
                     await conversations.save_conversation(
                         session,
                         person_id=turn.person.id,
@@ -117,38 +123,53 @@ class Engine:
                         history=state.history,
                         now=turn.now,
                     )
-                replies = turn.replies
-                if flood is not Flood.CALM:
-                    self._owed.add(key)
-                    replies = [r for r in turn.replies if r.urgent]
-                    if flood is Flood.STARTED:
-                        replies.append(Reply(str(turn.t("common.slow_down"))))
-                else:
-                    self._owed.discard(key)
-                if receipt is not None:
-                    await inbox.mark_handled(
-                        session,
-                        row_id=receipt,
-                        replies=[r.to_dict() for r in replies],
-                        outgoing=[o.to_dict() for o in turn.outgoing],
-                        now=turn.now,
-                    )
+                    if turn.person.consented_at is not None:  # names only once consent covers them
+                        people.note_names(
+                            turn.person,
+                            display_name=inbound.display_name,
+                            username=inbound.username,
+                        )
+                queued, hold = await self._queue_sends(session, turn, flood, erased, receipt)
         except Exception:
-            log.exception("turn failed for %s:%s", inbound.channel, inbound.person_id)
+            log.exception("turn failed for %s", person_tag(inbound.person_id))
             return await self._failed(inbound, receipt)
-        catch_up = self.flood.seconds if flood is not Flood.CALM else None
-        return TurnResult(replies, catch_up_after=catch_up, outgoing=turn.outgoing)
+        return TurnResult([], queued=queued, hold=hold, erased=erased)
 
-    async def catch_up(self, channel: str, person_id: str) -> list[Reply]:
-        """Asks again the question a flood kept from the person, unless a later turn did."""
-        if (channel, person_id) not in self._owed:
-            return []
-        self._owed.discard((channel, person_id))
-        inbound = Inbound(channel=channel, person_id=person_id, kind=InboundKind.OTHER)
-        async with self.sessions() as session, session.begin():
-            turn, state, _ = await self._begin(session, inbound)
-            await self._ask_here(turn, state)
-        return turn.replies
+    async def _queue_sends(
+        self, session: AsyncSession, turn: Turn, flood: Flood, erased: bool, receipt: int | None
+    ) -> tuple[list[Queued], Hold | None]:
+        """Writes what the turn sends into the outbox and marks its update done, in the
+        turn's transaction. A flood holds the replies (never a crisis reply) until it has
+        been quiet for a while; the first calm turn after it lets them go first."""
+        inbound, now = turn.inbound, utcnow()  # the outbox runs on the real clock
+        channel, person = inbound.channel, inbound.person_id
+        lane = chat_lane(channel, person)
+        hold = None
+        if flood is Flood.CALM:
+            items = to_person(channel, person, turn.replies)
+            if (channel, person) in self._holding:
+                self._holding.discard((channel, person))
+                if await outbox.release_lane(session, lane=lane, now=now):
+                    hold = Hold(lane, None)
+        else:
+            until = now + timedelta(seconds=self.flood.seconds)
+            await outbox.hold_lane(session, lane=lane, until=until)
+            items = to_person(channel, person, turn.replies, held_until=until)
+            if flood is Flood.STARTED:
+                items += to_person(channel, person, [Reply(str(turn.t("common.slow_down")))])
+            self._holding.add((channel, person))
+            hold = Hold(lane, until)
+        if erased and items:
+            items[-1].body["erase_after"] = True  # once it is out, the log is emptied too
+        items += to_outgoing(channel, turn.outgoing)
+        queued = await enqueue(session, items, now=now)
+        if receipt is not None:
+            await inbox.mark_done(session, row_ids=[receipt])
+        return queued, hold
+
+    async def erase_traces(self) -> None:
+        """After a person was forgotten: what the database keeps outside its tables goes too."""
+        await erase_traces(self.sessions.kw["bind"])
 
     async def _begin(
         self, session: AsyncSession, inbound: Inbound
@@ -160,7 +181,8 @@ class Engine:
             person = await people.add_person(
                 session, channel=inbound.channel, external_id=inbound.person_id
             )
-        people.note_names(person, display_name=inbound.display_name, username=inbound.username)
+        if person.blocked_at is not None:  # they wrote: they have let the bot back in
+            person.blocked_at = None
         state = State.of(saved, person)
         language = person.language or self.catalog.language_for_hint(inbound.language_hint)
         turn = Turn(
@@ -176,13 +198,11 @@ class Engine:
         return turn, state, saved
 
     async def _failed(self, inbound: Inbound, receipt: int | None) -> TurnResult:
-        """Keeps the update for an operator and tells the person, in the language we can guess."""
-        if receipt is not None:
-            try:
-                async with self.sessions() as session, session.begin():
-                    await inbox.mark_done(session, row_ids=[receipt], status=InboxStatus.FAILED)
-            except Exception:
-                log.exception("could not mark inbox row %s as failed", receipt)
+        """Tries the turn again after a pause, here in its lane so the person's later updates
+        wait; once given up (bot/failed_turns.py) the update is kept for an operator, the
+        staff alerted, and the person told, in the language we can guess."""
+        if await failed_turns.try_again(self.sessions, receipt):
+            return await self.handle(inbound, receipt=receipt)
         t = self.catalog.translator(self.catalog.language_for_hint(inbound.language_hint))
         return TurnResult([Reply(str(t("common.sorry")))])
 

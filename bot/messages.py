@@ -7,7 +7,9 @@ whether the person is on Telegram, WeChat or a web chat.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class InboundKind(StrEnum):
@@ -133,9 +135,29 @@ class Outgoing:
         return cls(**values)
 
 
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A flood changed how long a lane's held replies wait: until `until`, or no longer."""
+
+    lane: str
+    until: datetime | None
+
+
 @dataclass(slots=True)
 class TurnResult:
+    """What a channel does after a turn committed: hand `queued` (outbox rows, written with
+    the turn) to its sender; send `replies` itself only when the turn could not commit."""
+
     replies: list[Reply]
-    catch_up_after: float | None = None  # replies were held back (flood): ask again after this
-    outgoing: list[Outgoing] = field(default_factory=list)
+    queued: list[Any] = field(default_factory=list)  # bot.delivery.sender.Queued
     alert: str | None = None  # the answer to a pressed button, shown as a pop-up
+    hold: Hold | None = None
+    erased: bool = False  # the person was forgotten: erase what the storage keeps besides
+
+
+def gathered(replies: list[Reply]) -> Reply:
+    """Replies held back by a flood, as one message: every text in order, and the buttons of
+    the last, the only question still open (a channel splits what is too long)."""
+    last = replies[-1]
+    text = "\n\n".join(r.text for r in replies)
+    return Reply(text, last.choices, last.choice_tag, any(r.urgent for r in replies))

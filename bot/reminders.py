@@ -12,10 +12,14 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.delivery.items import enqueue, to_outgoing
+from bot.delivery.sender import Queued
 from bot.messages import Outgoing
 from content.catalog import Catalog
-from db.models import Ticket, TicketStatus
+from db.models import Ticket, TicketStatus, utcnow
 from handlers.mediation import notice_in_topic
+
+CHANNEL = "telegram"  # the staff group is on Telegram
 
 
 class SlaReminders:
@@ -32,8 +36,9 @@ class SlaReminders:
         self.clock = clock
         self.sla = sla
 
-    async def check(self) -> list[Outgoing]:
-        """Records the reminders due now and returns them for the channel to post."""
+    async def check(self) -> list[Queued]:
+        """Records the reminders due now, with their outbox rows; returns those for the
+        sender."""
         now = self.clock()
         hours = self.catalog.office_hours
         if not hours.is_open(now):
@@ -53,7 +58,7 @@ class SlaReminders:
                 minutes = int(waited.total_seconds() // 60)
                 notice_in_topic(sweep, ticket, "sla.reminder", minutes=minutes)
                 ticket.reminded_at = now
-        return sweep.outgoing
+            return await enqueue(session, to_outgoing(CHANNEL, sweep.outgoing), now=utcnow())
 
 
 @dataclass

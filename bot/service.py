@@ -9,14 +9,15 @@ import signal
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from bot.channels.telegram import TelegramChannel, build_application
+from bot.channels.telegram import TelegramChannel, build_application, build_pacer
 from bot.desk import StaffDesk
 from bot.engine import Engine
+from bot.failed_turns import FailureAlerts
 from bot.flood import FloodGate
 from bot.reminders import SlaReminders
 from bot.settings import Settings, SettingsError
 from content.catalog import Catalog
-from db import migrate
+from db import inbox, migrate
 from db.models import utcnow
 from db.session import create_engine, session_factory
 from handlers import all_buttons, all_flows
@@ -24,6 +25,8 @@ from handlers.crisis import respond_to_crisis
 
 log = logging.getLogger(__name__)
 REMINDER_CHECK_SECONDS = 60
+INBOX_PRUNE_SECONDS = 3600  # dedup keys past their window are deleted this often
+FAILURE_ALERT_SECONDS = 10  # given-up turns are looked for (and alerted) this often
 
 
 class Hotline:
@@ -58,6 +61,7 @@ class Hotline:
             staff_chat_id=settings.staff_chat_id,
             poll_timeout=poll_timeout,
             retry_delay=retry_delay,
+            pacer=build_pacer(settings),
         )
         self.reminders = SlaReminders(
             sessions=self.sessions,
@@ -65,6 +69,7 @@ class Hotline:
             clock=clock,
             sla=timedelta(minutes=settings.sla_minutes),
         )
+        self.failures = FailureAlerts(sessions=self.sessions, catalog=self.catalog, clock=clock)
         self._poller: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -85,14 +90,54 @@ class Hotline:
                 first=REMINDER_CHECK_SECONDS,
                 name="sla-reminders",
             )
+            self.application.job_queue.run_repeating(
+                self._alert_failures,
+                interval=FAILURE_ALERT_SECONDS,
+                first=FAILURE_ALERT_SECONDS,
+                name="failure-alerts",
+            )
+        self.application.job_queue.run_repeating(
+            self._prune_inbox, interval=INBOX_PRUNE_SECONDS, first=1, name="inbox-prune"
+        )
         self._poller = asyncio.create_task(self.telegram.run(), name="telegram-poller")
 
     async def remind_unclaimed(self) -> int:
-        """Posts the reminders due now; returns how many."""
+        """Queues the reminders due now; returns how many."""
         due = await self.reminders.check()
-        for item in due:
-            await self.telegram.staff_group.carry_out(item)
+        self.telegram.sender.wake(due)
         return len(due)
+
+    async def alert_failures(self) -> int:
+        """Alerts the staff group's General topic of each given-up turn not yet alerted;
+        returns how many alerts went out."""
+        chat = self.settings.staff_chat_id
+        if chat is None:
+            return 0
+
+        async def post(alert) -> bool:
+            return (await self.telegram.send(chat, alert)).status == "sent"
+
+        return await self.failures.post(post)
+
+    async def _alert_failures(self, _context) -> None:
+        try:
+            await self.alert_failures()
+        except Exception:  # the next round tries again
+            log.exception("failure alerts failed")
+
+    async def prune_inbox(self) -> int:
+        """Deletes the inbox's dedup keys past their window; returns how many."""
+        async with self.sessions() as session, session.begin():
+            return await inbox.prune(session, now=utcnow())
+
+    async def _prune_inbox(self, _context) -> None:
+        try:
+            pruned = await self.prune_inbox()
+        except Exception:  # the next round tries again
+            log.exception("pruning the inbox failed")
+            return
+        if pruned:
+            log.info("inbox: %d old update key(s) deleted", pruned)
 
     async def _remind(self, _context) -> None:
         try:

@@ -91,6 +91,18 @@ class Settings(StorageSettings):
         validation_alias="HOTLINE_MAX_SENDS_PER_SECOND",
         description="Telegram's overall limit for a bot; raise it only for a local Bot API server",
     )
+    chat_burst: int = Field(
+        5,
+        ge=1,
+        validation_alias="HOTLINE_CHAT_BURST",
+        description="messages the bot sends into one private chat at once before pacing them",
+    )
+    chat_sends_per_second: float = Field(
+        1.0,
+        gt=0,
+        validation_alias="HOTLINE_CHAT_SENDS_PER_SECOND",
+        description="messages a second into one private chat after a burst (Telegram: about 1)",
+    )
     flood_messages: int = Field(
         12,
         ge=3,

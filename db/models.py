@@ -50,7 +50,7 @@ class InboxStatus(StrEnum):
     RECEIVED = "received"  # stored, not yet handled
     HANDLED = "handled"  # effects committed, replies not all delivered
     DONE = "done"  # replies delivered (or given up on)
-    FAILED = "failed"  # handling raised: kept for an operator to look at, not retried
+    FAILED = "failed"  # handling raised every attempt: kept for an operator to look at
 
 
 class Person(SQLModel, table=True):
@@ -64,6 +64,7 @@ class Person(SQLModel, table=True):
     username: str | None = Field(default=None, max_length=64)
     consented_at: datetime | None = None
     forgotten_at: datetime | None = None
+    blocked_at: datetime | None = None  # the channel said they blocked the bot: send nothing
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -103,6 +104,9 @@ class Ticket(SQLModel, table=True):
     solved: bool | None = None
     rating: int | None = None
     reminded_at: datetime | None = None  # the last unclaimed-ticket reminder
+    # Set just before asking Telegram for a topic: a topic the answer never reached us for
+    # is claimed from its service message (forum_topic_created) by its title, not opened twice.
+    topic_requested_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -181,3 +185,44 @@ class InboxUpdate(SQLModel, table=True):
     outgoing: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
     received_at: datetime = Field(default_factory=utcnow)
     handled_at: datetime | None = None
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})  # that raised
+    alerted_at: datetime | None = None  # when the staff group was told it failed for good
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"  # waiting for its turn (its lane, its destination's pace)
+    SENDING = "sending"  # handed to the channel: the only state a crash may repeat
+    SENT = "sent"
+    FAILED = "failed"  # refused, or still failing after every attempt
+    BLOCKED = "blocked"  # the person blocked the bot
+
+
+class Pace(StrEnum):
+    """Destination classes: each has its own queue and pace, so one never waits on another."""
+
+    PRIVATE = "private"  # a worker's chat: short bursts, about one a second sustained
+    GROUP = "group"  # the staff group: 20 messages a minute, all its topics together
+    BULK = "bulk"  # broadcasts and alerts to many: whatever the bot's overall rate leaves
+
+
+class OutboxItem(SQLModel, table=True):
+    """One thing to send, written in the transaction of the turn that decided it and carried
+    out after the commit; kept in order per lane (a chat, or a ticket's topic)."""
+
+    __tablename__ = "outbox"
+    # Ids never come back (SQLite would reuse a deleted row's): the sender knows rows by id.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    pace: str = Field(max_length=16)
+    lane: str = Field(max_length=64, index=True)  # the order key: chat:<id>, topic:<ticket id>
+    body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    held: bool = False  # a flood's reply: waits until next_attempt_at, then goes gathered
+    status: str = Field(default=OutboxStatus.PENDING, max_length=16, index=True)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    sent_ids: list[int] | None = Field(default=None, sa_column=Column(JSON))
+    error: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None

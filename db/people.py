@@ -8,11 +8,10 @@ from sqlalchemy import bindparam, delete, update
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from db import inbox, outbox
 from db.conversations import SavedConversation
 from db.models import (
     Conversation,
-    InboxStatus,
-    InboxUpdate,
     Person,
     Ticket,
     TicketMessage,
@@ -37,6 +36,26 @@ async def find_person_and_conversation(
         return None, None
     person, flow, step, data, history = found
     return person, (SavedConversation(flow, step, data, history) if flow is not None else None)
+
+
+async def is_known(session: AsyncSession, *, channel: str, external_id: str) -> bool:
+    """Whether someone with this id writes to the hotline (not a person forgotten since)."""
+    result = await session.exec(
+        select(Person.id).where(Person.channel == channel, Person.external_id == external_id)
+    )
+    return result.first() is not None
+
+
+async def mark_blocked(
+    session: AsyncSession, *, channel: str, external_id: str, now: datetime
+) -> None:
+    """The person blocked the bot; cleared when they write again (bot/engine.py)."""
+    await session.exec(
+        update(Person)
+        .where(Person.channel == channel, Person.external_id == external_id)
+        .values(blocked_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def add_person(session: AsyncSession, *, channel: str, external_id: str) -> Person:
@@ -73,14 +92,28 @@ async def forget_person(session: AsyncSession, *, person: Person, now: datetime)
         )
     )
     await session.exec(delete(Conversation).where(Conversation.person_id == person.id))
-    # The inbox keeps each update as it came, with what the person typed: those go too,
-    # except the update being handled right now (still "received" until this turn commits;
-    # the person's earlier ones are past that, since their updates are handled in order).
-    await session.exec(
-        delete(InboxUpdate).where(
-            InboxUpdate.person_key == f"{person.channel}:{person.external_id}",
-            InboxUpdate.status != InboxStatus.RECEIVED,
-        )
+    # The inbox keeps each update as it came: the person's own, and the staff's in their
+    # tickets' topics (a Claim press carries the card, a reply quotes what they wrote).
+    topics = await session.exec(
+        select(Ticket.topic_id).where(Ticket.person_id == person.id, Ticket.topic_id.is_not(None))
+    )
+    topic_ids = topics.all()
+    await inbox.scrub_lanes(
+        session,
+        lanes=[
+            inbox.person_lane(person.channel, person.external_id),
+            *(inbox.topic_lane(person.channel, topic) for topic in topic_ids),
+        ],
+    )
+    # Nothing more goes to them or about them, and what went says nothing any more (the
+    # topics' deletion is queued after this, by the turn).
+    ticket_rows = await session.exec(select(Ticket.id).where(Ticket.person_id == person.id))
+    await outbox.forget_lanes(
+        session,
+        lanes=[
+            outbox.chat_lane(person.channel, person.external_id),
+            *(outbox.topic_lane(person.channel, ticket_id) for ticket_id in ticket_rows.all()),
+        ],
     )
     person.external_id = f"forgotten:{person.id}"
     person.display_name = None

@@ -22,10 +22,13 @@ def create_engine(database_url: str) -> AsyncEngine:
             pool_size=1,
             max_overflow=0,
             async_creator=partial(sqlite_in_loop.connect, path),
+            hide_parameters=True,  # errors and logs never print what people wrote
         )
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
         return engine
-    return create_async_engine(database_url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(
+        database_url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 def _tune_sqlite(dbapi_connection, _record) -> None:
@@ -33,7 +36,20 @@ def _tune_sqlite(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Deleted and overwritten rows are zeroed in the file, so what /forget erased is gone from
+    # the disk too, not only from the tables (with `erase_traces` for the write-ahead log).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
+
+
+async def erase_traces(engine: AsyncEngine) -> None:
+    """Copies SQLite's write-ahead log into the database file and empties the log, whose
+    frames still hold the pages as they were before an erasure. PostgreSQL keeps dead rows
+    until VACUUM reclaims them (autovacuum); nothing to do from here."""
+    if engine.dialect.name != "sqlite":
+        return
+    async with engine.connect() as connection:
+        await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from bot.local_bot_api import LocalBotApi
+from bot.local_bot_api import LocalBotApi, TelegramLimits
 from bot.service import Hotline
 from bot.settings import Settings, load_settings
 from content.catalog import Catalog
@@ -113,7 +113,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 async def api() -> AsyncIterator[LocalBotApi]:
-    async with LocalBotApi() as server:
+    """The local Bot API with Telegram's group limit (20 a minute into the staff group), which
+    the hotline paces itself to, and the overall and private-chat limits lifted: tests answer
+    faster than people (the hotline's own limits are lifted in start_hotline), so under them a
+    worker's burst of replies would wait a second a message and most tests would time out.
+
+    A test of pacing starts a server of its own with all of Telegram's limits, or some::
+
+        async with LocalBotApi(limits=TelegramLimits()) as api:  # Telegram's real limits
+            ...
+        api.limits = TelegramLimits(group_per_minute=20, private_burst=None)  # while running
+        api.rate_limited  # [(method, chat_id, rule, retry_after), ...] refused with 429
+        api.sent_at[chat_id]  # when each accepted message went into that chat
+    """
+    limits = TelegramLimits(overall_per_second=None, private_burst=None, private_per_second=None)
+    async with LocalBotApi(limits=limits) as server:
         yield server
 
 
@@ -153,6 +167,8 @@ async def start_hotline(api: LocalBotApi, database_url: str) -> AsyncIterator[St
             "telegram_api_base_url": api.base_url,
             "database_url": database_url,
             "max_sends_per_second": 1000,
+            "chat_burst": 1000,
+            "chat_sends_per_second": 1000,
             "flood_messages": 1000,
             **settings,
         }

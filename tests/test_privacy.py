@@ -62,7 +62,7 @@ async def test_forget_erases_personal_details_and_keeps_anonymous_figures(
     async with hotline.sessions() as session:
         kept = (await session.exec(select(InboxUpdate))).all()
     assert all("Sunrise" not in str(row.payload) for row in kept), "the typed updates are erased"
-    assert len(kept) == 1  # only the confirmation being handled
+    assert all(row.payload == {} for row in kept), "only the ids are kept, to spot repeats"
     assert "Choose a language" in texts(await say(worker, "hello"))
 
 
@@ -73,3 +73,18 @@ async def test_forget_can_be_declined(api: LocalBotApi, hotline) -> None:
     await say(worker, "/forget")
     got = texts(await say(worker, "No, keep my details"))
     assert "nothing was deleted" in got and "How can we help?" in got
+
+
+async def test_names_are_stored_only_once_consent_covers_them(api: LocalBotApi, hotline) -> None:
+    worker = api.user(805, "Sun Li", username="sunli_88", language_code="en")
+    for answer in ("/start", "English", "File a complaint"):
+        await say(worker, answer)
+
+    async def stored_names():
+        async with hotline.sessions() as session:
+            person = (await session.exec(select(Person).where(Person.external_id == "805"))).one()
+        return person.display_name, person.username
+
+    assert await stored_names() == (None, None)  # the consent notice is on screen, unanswered
+    await say(worker, "I agree")
+    assert await stored_names() == ("Sun Li", "sunli_88")

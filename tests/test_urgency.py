@@ -63,6 +63,7 @@ async def test_an_unclaimed_ticket_is_recalled_each_sla_period_until_claimed(
     assert await hotline.remind_unclaimed() == 0
     clock.advance(timedelta(minutes=31))
     assert await hotline.remind_unclaimed() == 1
+    assert await hotline.telegram.sender.idle(), "the reminder goes out through the outbox"
     assert "31 分钟" in forum.topic_messages(thread)[-1].plain
     assert await hotline.remind_unclaimed() == 0, "at most once per SLA period"
     clock.advance(timedelta(minutes=30))

@@ -5,7 +5,7 @@ the engine's Inbound; `rendering` turns Replies into Telegram messages; `staff_g
 out what goes to ticket topics and, for counsellors, to workers.
 """
 
-from bot.channels.telegram.channel import TelegramChannel, build_application
+from bot.channels.telegram.channel import TelegramChannel, build_application, build_pacer
 from bot.channels.telegram.inbound import CHANNEL, to_inbound
 
-__all__ = ["CHANNEL", "TelegramChannel", "build_application", "to_inbound"]
+__all__ = ["CHANNEL", "TelegramChannel", "build_application", "build_pacer", "to_inbound"]

@@ -13,52 +13,110 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Update
-from telegram.constants import ParseMode
+from telegram.constants import MessageLimit, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
-from telegram.ext import AIORateLimiter, Application, ContextTypes
+from telegram.ext import Application
 
 from bot.channels.telegram.inbound import CHANNEL, to_inbound
-from bot.channels.telegram.rendering import keyboard, reply_parameters, split_text, strip_tags
+from bot.channels.telegram.rendering import (
+    keyboard,
+    reply_parameters,
+    split_text,
+    strip_tags,
+    telegram_length,
+)
+from bot.channels.telegram.sent import Sent
 from bot.channels.telegram.staff_group import StaffGroup
+from bot.delivery.pacing import Pacer, Paces
+from bot.delivery.sender import Delivered, Sender
 from bot.done_marks import DoneMarks
 from bot.engine import Engine
 from bot.lanes import Lanes
+from bot.log_redaction import person_tag
 from bot.messages import Inbound, Outgoing, Reply
 from bot.settings import Settings
-from db import inbox
+from db import inbox, people, tickets
 from db.models import InboxStatus, InboxUpdate, utcnow
 
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
-SEND_ATTEMPTS = 4  # for 5xx and timeouts; the rate limiter retries 429 by itself
+SEND_ATTEMPTS = 4  # for 5xx and timeouts
+RATE_LIMITED_WAITS = 10  # 429s waited out for one message before it is given up
 # Turns under way at once, and HTTP connections for them. httpx scans its whole pool for
 # every queued request; python-telegram-bot's default of 256 connections made that scan a
 # large share of the benchmark's time, while more turns at once only lengthen the loop's round.
 CONCURRENT_TURNS = 16
+# Backpressure: while this many updates are queued or running, getUpdates is not called.
+# Telegram keeps what is not fetched (and not confirmed) for 24 hours, so not fetching is
+# the whole of it; memory then holds at most this many updates, and a start pages through a
+# larger backlog in the inbox instead of loading it whole.
+MAX_QUEUED_UPDATES = 1000
+POLL_LIMIT = 100  # Telegram's largest getUpdates batch
+RESUME_BATCH = 200  # stored rows read at a time when a start resumes a previous run's work
 
 
 def build_application(settings: Settings) -> Application:
-    """The python-telegram-bot Application: its bot, rate limiter and job queue; no Updater."""
+    """The python-telegram-bot Application: its bot and job queue; no Updater, and no rate
+    limiter: the pace is kept per destination by bot/delivery/pacing.py."""
     return (
         Application.builder()
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_file_base_url)
-        .rate_limiter(
-            AIORateLimiter(
-                overall_max_rate=settings.max_sends_per_second, overall_time_period=1, max_retries=3
-            )
-        )
         .connection_pool_size(CONCURRENT_TURNS)
         .updater(None)
         .build()
     )
+
+
+def build_pacer(settings: Settings) -> Pacer:
+    return Pacer(
+        Paces(
+            overall_per_second=settings.max_sends_per_second,
+            chat_burst=settings.chat_burst,
+            chat_per_second=settings.chat_sends_per_second,
+        )
+    )
+
+
+class PollWatch:
+    """When the poller last had everything Telegram held: a getUpdates that came back with
+    less than it asked for left nothing behind it at the moment it was sent. Something that
+    Telegram did but whose answer was lost (a topic opened) is known once a poll sent after
+    that moment has come back so."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()  # when the channel began to poll (see run)
+        self._through = float("-inf")  # when the latest poll that came back short was sent
+        self._news: asyncio.Future[None] | None = None
+
+    def caught_up(self, sent_at: float) -> None:
+        self._through = max(self._through, sent_at)
+        if self._news is not None and not self._news.done():
+            self._news.set_result(None)
+        self._news = None
+
+    async def caught_up_since(self, moment: float, *, timeout: float) -> bool:
+        """Waits until a poll sent at `moment` or later came back short; False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._through < moment:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            if self._news is None:
+                self._news = loop.create_future()
+            done, _ = await asyncio.wait({self._news}, timeout=remaining)
+            if not done:
+                return False
+        return True
 
 
 class TelegramChannel:
@@ -71,6 +129,9 @@ class TelegramChannel:
         staff_chat_id: int | None = None,
         poll_timeout: int = 30,
         retry_delay: float = 0.5,
+        max_queued: int = MAX_QUEUED_UPDATES,
+        resume_batch: int = RESUME_BATCH,
+        pacer: Pacer | None = None,
     ) -> None:
         self.application = application
         self.staff_chat_id = staff_chat_id
@@ -81,6 +142,19 @@ class TelegramChannel:
         self.lanes = Lanes(max_running=CONCURRENT_TURNS)
         self.staff_group = StaffGroup(self)
         self.done = DoneMarks(sessions)
+        self.max_queued = max_queued
+        self.resume_batch = resume_batch
+        self.polls = PollWatch()
+        self.started_at = utcnow()  # reset when polling starts: older topic requests are past
+        self.opening_topics: dict[int, asyncio.Future[int | None]] = {}  # by ticket id
+        self._failures = 0
+        self.pacer = pacer or Pacer(Paces())
+        self.sender = Sender(
+            sessions=sessions,
+            carry_out=self.carry_out,
+            on_blocked=self._blocked,
+            after_erasure=engine.erase_traces,
+        )
 
     @property
     def bot(self) -> Bot:
@@ -89,59 +163,129 @@ class TelegramChannel:
     # -- receiving -------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Polls until cancelled. Cancelling never confirms an update that was not stored."""
+        """Polls until cancelled. Cancelling never confirms an update that was not stored.
+
+        At start, everything Telegram still holds is stored first (nothing is queued yet),
+        so that a topic a dead run opened is claimed from its service message before that
+        run's work is resumed from the inbox, a page at a time; then polling goes on, paused
+        while `max_queued` updates are queued."""
         await self.bot.delete_webhook(drop_pending_updates=False)
+        self.started_at, self.polls.started = utcnow(), time.monotonic()
+        offset, drained = None, False
+        while not drained:
+            offset, drained = await self._poll(offset, timeout=0, limit=POLL_LIMIT, queue=False)
+        await self.sender.start()  # what a previous run decided goes before anything new
         await self.resume()
-        offset: int | None = None
-        failures = 0
         while True:
-            try:
-                updates = await self.bot.get_updates(
-                    offset=offset, timeout=self.poll_timeout, allowed_updates=ALLOWED_UPDATES
-                )
-                if updates:
-                    await self.accept(updates)
-                    offset = updates[-1].update_id + 1
-                failures = 0
-            except RetryAfter as error:
-                await asyncio.sleep(_seconds(error.retry_after))
-            except TelegramError as error:
-                failures += 1
-                log.warning("getUpdates failed (%s); trying again", error)
-                await asyncio.sleep(min(30.0, self.retry_delay * 2 ** min(failures, 6)))
-            except Exception:  # the database: nothing was confirmed, so poll the same again
-                failures += 1
-                log.exception("could not store updates; trying again")
-                await asyncio.sleep(min(30.0, self.retry_delay * 2 ** min(failures, 6)))
+            room = await self.lanes.room(self.max_queued)
+            offset, _ = await self._poll(
+                offset, timeout=self.poll_timeout, limit=min(POLL_LIMIT, room)
+            )
+
+    async def _poll(
+        self, offset: int | None, *, timeout: int, limit: int, queue: bool = True
+    ) -> tuple[int | None, bool]:
+        """One getUpdates: stores what it brings (and queues it, unless `queue` is False);
+        returns the next offset and whether Telegram had nothing more. Errors are waited out."""
+        sent_at = time.monotonic()
+        try:
+            updates = await self.bot.get_updates(
+                offset=offset, timeout=timeout, limit=limit, allowed_updates=ALLOWED_UPDATES
+            )
+            if updates:
+                stored = await self._store(updates)
+                if queue:
+                    self._queue_new(updates, stored)
+                offset = updates[-1].update_id + 1
+            self._failures = 0
+        except RetryAfter as error:
+            await asyncio.sleep(_seconds(error.retry_after))
+            return offset, False
+        except TelegramError as error:
+            self._failures += 1
+            log.warning("getUpdates failed (%s); trying again", error)
+            await asyncio.sleep(min(30.0, self.retry_delay * 2 ** min(self._failures, 6)))
+            return offset, False
+        except Exception:  # the database: nothing was confirmed, so poll the same again
+            self._failures += 1
+            log.exception("could not store updates; trying again")
+            await asyncio.sleep(min(30.0, self.retry_delay * 2 ** min(self._failures, 6)))
+            return offset, False
+        if len(updates) < limit:
+            self.polls.caught_up(sent_at)
+            return offset, True
+        return offset, False
 
     async def accept(self, updates: Sequence[Update]) -> None:
         """Stores the updates, then queues the new ones in their people's lanes."""
+        self._queue_new(updates, await self._store(updates))
+
+    async def _store(self, updates: Sequence[Update]) -> dict[int, int]:
+        """Stores the updates in the inbox; returns {update_id: row id} of the new ones. A
+        new service message about a topic the bot opened claims it for its ticket, in the
+        same transaction (see StaffGroup._topic)."""
         rows = [(u.update_id, self._lane(u), u.to_dict()) for u in updates]
         async with self.sessions() as session, session.begin():
             stored = await inbox.store_updates(session, channel=CHANNEL, updates=rows, now=utcnow())
+            for update in updates:
+                if update.update_id in stored:
+                    await self._claim_topic(session, update)
+        return stored
+
+    async def _claim_topic(self, session: AsyncSession, update: Update) -> None:
+        message = update.message
+        if (
+            message is None
+            or message.forum_topic_created is None
+            or message.chat.id != self.staff_chat_id
+            or message.from_user is None
+            or message.from_user.id != self.bot.id
+        ):
+            return
+        reference = message.forum_topic_created.name.split(" ", 1)[0]  # see topic_title
+        topic_id = message.message_thread_id or message.message_id
+        if await tickets.claim_topic(session, reference=reference, topic_id=topic_id):
+            log.warning(
+                "ticket %s: claimed topic %s, whose opening lost its answer", reference, topic_id
+            )
+
+    def _queue_new(self, updates: Sequence[Update], stored: dict[int, int]) -> None:
         for update in updates:
             row_id = stored.get(update.update_id)
             if row_id is not None:
                 self._queue(row_id, update)
 
     async def resume(self) -> None:
-        """Finishes what a previous run stored but did not handle or answer."""
-        async with self.sessions() as session:
-            rows = await inbox.unfinished(session, channel=CHANNEL)
-        if rows:
-            log.info("resuming %d stored update(s) from the previous run", len(rows))
-        for row in rows:
-            update = Update.de_json(row.payload, self.bot)
-            if row.status == InboxStatus.RECEIVED:
-                self._queue(row.id, update)
-            else:
-                self.lanes.submit(
-                    self._lane(update),
-                    lambda row=row, update=update: self._answer_stored(row, update),
+        """Finishes what a previous run stored but did not handle or answer, oldest first,
+        a page at a time as the lanes make room (so a large backlog is never loaded whole)."""
+        after, resumed = None, 0
+        while True:
+            room = await self.lanes.room(self.max_queued)
+            async with self.sessions() as session:
+                rows = await inbox.unfinished_batch(
+                    session, channel=CHANNEL, after=after, limit=min(self.resume_batch, room)
                 )
+            if not rows:
+                break
+            resumed += len(rows)
+            after = rows[-1].update_id
+            for row in rows:
+                update = Update.de_json(row.payload, self.bot)
+                if row.status == InboxStatus.RECEIVED:
+                    self._queue(row.id, update)
+                else:
+                    self.lanes.submit(
+                        self._lane(update),
+                        lambda row=row, update=update: self._answer_stored(row, update),
+                    )
+        if resumed:
+            log.info("resumed %d stored update(s)", resumed)
 
     async def stop(self) -> None:
+        """Finishes the turns under way; what they queued and is not yet sent stays in the
+        outbox for the next start."""
         await self.lanes.drain()
+        await self.sender.stop()
         await self.done.flush()
 
     def _lane(self, update: Update) -> str:
@@ -165,12 +309,19 @@ class TelegramChannel:
         result = await self.engine.handle(inbound, receipt=row_id)
         if update.callback_query is not None:
             await _acknowledge(update.callback_query, result.alert)
-        await self._carry_out(inbound, result.replies, result.outgoing)
-        self.done.add(row_id)
-        if result.catch_up_after is not None:
-            self._schedule_catch_up(inbound.person_id, result.catch_up_after)
+        if result.hold is not None:
+            if result.hold.until is None:
+                self.sender.release(result.hold.lane)
+            else:
+                self.sender.hold(result.hold.lane, result.hold.until)
+        self.sender.wake(result.queued)
+        if result.replies:  # the turn could not commit: said directly, there is no row
+            await self._carry_out(inbound, result.replies, [])
+        if result.erased and not any(row.body.get("erase_after") for row in result.queued):
+            await self.engine.erase_traces()
 
     async def _answer_stored(self, row: InboxUpdate, update: Update) -> None:
+        """A row a run before the outbox handled and did not answer: its stored replies."""
         inbound = to_inbound(update, staff_chat_id=self.staff_chat_id)
         if inbound is not None:
             await self._carry_out(
@@ -183,7 +334,8 @@ class TelegramChannel:
     async def _carry_out(
         self, inbound: Inbound, replies: Sequence[Reply], outgoing: Sequence[Outgoing]
     ) -> None:
-        """Sends the replies where the person wrote, then what goes to topics and workers."""
+        """Sends replies where the person wrote, then what goes to topics and workers, without
+        the outbox: for what has no row there."""
         if inbound.origin == "staff":
             for reply in replies:
                 await self.send(self.staff_chat_id, reply, thread_id=inbound.thread_id)
@@ -195,26 +347,33 @@ class TelegramChannel:
             except Exception:  # one failed item must not hold back the others
                 log.exception("could not carry out %s for ticket %s", item.action, item.ticket_id)
 
-    def _schedule_catch_up(self, person_id: str, delay: float) -> None:
-        """python-telegram-bot's job queue asks the held-back question once the flood is over."""
-        name = f"catch-up:{person_id}"
-        for job in self.application.job_queue.get_jobs_by_name(name):
-            job.schedule_removal()
-        self.application.job_queue.run_once(self._catch_up, when=delay, data=person_id, name=name)
+    async def carry_out(self, body: dict) -> Delivered:
+        """One outbox row: a reply in a worker's chat or in the staff group, or an Outgoing."""
+        if "outgoing" in body:
+            sent = await self.staff_group.carry_out(Outgoing.from_dict(body["outgoing"]))
+        elif body["to"] == "chat":
+            sent = await self.send(int(body["chat"]), Reply.from_dict(body["reply"]))
+        elif self.staff_chat_id is None:
+            sent = Sent("sent")  # no staff group: nothing to post (said once at start)
+        else:
+            reply = Reply.from_dict(body["reply"])
+            sent = await self.send(self.staff_chat_id, reply, thread_id=body.get("thread"))
+        ids = [sent.message_id] if sent.message_id is not None else []
+        return Delivered(sent.status, ids, sent.detail or sent.reason)
 
-    async def _catch_up(self, context: ContextTypes.DEFAULT_TYPE) -> None:
-        person_id: str = context.job.data
-
-        async def ask_again() -> None:
-            await self.deliver(int(person_id), await self.engine.catch_up(CHANNEL, person_id))
-
-        self.lanes.submit(f"{CHANNEL}:{person_id}", ask_again)
+    async def _blocked(self, lane: str) -> None:
+        """A worker blocked the bot: marked, so that nothing more is queued for them."""
+        external_id = lane.rsplit(":", 1)[-1]
+        async with self.sessions() as session, session.begin():
+            await people.mark_blocked(
+                session, channel=CHANNEL, external_id=external_id, now=utcnow()
+            )
 
     # -- sending ---------------------------------------------------------------------------
 
     async def deliver(self, chat_id: int, replies: Sequence[Reply]) -> list[str]:
         """Sends the replies in order; returns each one's delivery status."""
-        return [(await self.send(chat_id, reply))[0] for reply in replies]
+        return [(await self.send(chat_id, reply)).status for reply in replies]
 
     async def send(
         self,
@@ -223,23 +382,23 @@ class TelegramChannel:
         *,
         thread_id: int | None = None,
         reply_to: int | None = None,
-    ) -> tuple[str, int | None]:
-        """Sends one reply: ("sent", its message id), ("blocked", None) when the person
-        blocked the bot, or ("failed", None)."""
+    ) -> Sent:
+        """Sends one reply, a long one in pieces one after the other (the buttons on the
+        last); its id is the last piece's."""
         chunks = split_text(reply.text)
-        message_id = None
+        sent = Sent("sent")
         for index, chunk in enumerate(chunks):
             markup = keyboard(reply) if index == len(chunks) - 1 else None
-            status, message_id = await self._send_text(
+            sent = await self._send_text(
                 chat_id,
                 chunk,
                 markup,
                 thread_id=thread_id,
                 reply_to=reply_to if index == 0 else None,
             )
-            if status != "sent":
-                return status, None
-        return "sent", message_id
+            if sent.status != "sent":
+                return sent
+        return sent
 
     async def copy(
         self,
@@ -250,10 +409,16 @@ class TelegramChannel:
         thread_id: int | None = None,
         reply_to: int | None = None,
         caption: str | None = None,
-    ) -> tuple[str, int | None]:
-        """Copies a message (any kind: text, photo, voice…) from one chat into another."""
+    ) -> Sent:
+        """Copies a message (any kind: text, photo, voice…) from one chat into another. A
+        caption over Telegram's 1024 goes as a message of its own right after the copy,
+        answering it; the copy's id is the one returned."""
+        if caption is not None and telegram_length(caption) > MessageLimit.CAPTION_LENGTH:
+            return await self._copy_then_text(
+                chat_id, from_chat_id, message_id, caption, thread_id, reply_to
+            )
         extra = {"caption": caption, "parse_mode": ParseMode.HTML} if caption is not None else {}
-        return await self._attempt(
+        sent = await self._attempt(
             chat_id,
             lambda: self.bot.copy_message(
                 chat_id,
@@ -264,6 +429,31 @@ class TelegramChannel:
                 **extra,
             ),
         )
+        if caption and sent.reason == "too_long":  # Telegram counted more than we did
+            return await self._copy_then_text(
+                chat_id, from_chat_id, message_id, caption, thread_id, reply_to
+            )
+        return sent
+
+    async def _copy_then_text(
+        self,
+        chat_id: int,
+        from_chat_id: int,
+        message_id: int,
+        caption: str,
+        thread_id: int | None,
+        reply_to: int | None,
+    ) -> Sent:
+        """The media copied without a caption, then the caption's text answering the copy."""
+        copied = await self.copy(
+            chat_id, from_chat_id, message_id, thread_id=thread_id, reply_to=reply_to, caption=""
+        )
+        if copied.status != "sent":
+            return copied
+        text = await self.send(
+            chat_id, Reply(caption), thread_id=thread_id, reply_to=copied.message_id
+        )
+        return Sent(text.status, copied.message_id, text.reason, text.detail)
 
     async def _send_text(
         self,
@@ -273,7 +463,7 @@ class TelegramChannel:
         *,
         thread_id: int | None,
         reply_to: int | None,
-    ) -> tuple[str, int | None]:
+    ) -> Sent:
         try:
             return await self._attempt(
                 chat_id,
@@ -289,7 +479,9 @@ class TelegramChannel:
             )
         except _HtmlRejected as error:
             # A bug of ours let unbalanced markup through: better plain text than nothing.
-            log.error("HTML rejected for chat %s (%s); sending it as plain text", chat_id, error)
+            log.error(
+                "HTML rejected for %s (%s); sending it as plain text", self._who(chat_id), error
+            )
             return await self._attempt(
                 chat_id,
                 lambda: self.bot.send_message(
@@ -301,28 +493,47 @@ class TelegramChannel:
                 ),
             )
 
-    async def _attempt(
-        self, chat_id: int, call, *, quiet_parse_errors: bool = False
-    ) -> tuple[str, int | None]:
-        """Runs one API call with the retries the rate limiter does not do (5xx, timeouts)."""
-        for attempt in range(SEND_ATTEMPTS):
+    async def _attempt(self, chat_id: int, call, *, quiet_parse_errors: bool = False) -> Sent:
+        """Runs one API call that posts a message, at its destination's pace, with retries
+        for 5xx and timeouts; a 429 pauses that destination alone and is waited out."""
+        who = self._who(chat_id)
+        last: TelegramError | None = None
+        attempt = waits = 0
+        while attempt < SEND_ATTEMPTS and waits < RATE_LIMITED_WAITS:
+            await self.pace(chat_id)
             try:
                 result = await call()
-                return "sent", getattr(result, "message_id", None)
-            except Forbidden:
-                log.info("chat %s blocked the bot", chat_id)
-                return "blocked", None
+                return Sent("sent", getattr(result, "message_id", None))
+            except Forbidden as error:
+                log.info("%s blocked the bot (%s)", who, error)
+                return Sent("failed" if who == "the staff group" else "blocked", reason="blocked")
             except BadRequest as error:
                 if quiet_parse_errors and "parse entities" in str(error):
                     raise _HtmlRejected(str(error)) from error
-                log.error("could not send to chat %s: %s", chat_id, error)
-                return "failed", None
-            except RetryAfter as error:  # the rate limiter already retried a few times
-                await asyncio.sleep(_seconds(error.retry_after))
+                log.error("Telegram refused a message for %s: %s", who, error)
+                too_long = "too long" in str(error).lower()
+                return Sent("failed", None, "too_long" if too_long else "refused", str(error))
+            except RetryAfter as error:  # our pace was not Telegram's: that destination waits
+                last, waits = error, waits + 1
+                seconds = _seconds(error.retry_after)
+                log.warning("Telegram asked to wait %ss before sending to %s", seconds, who)
+                self.pacer.pause(str(chat_id), seconds)
             except NetworkError as error:  # 5xx and timeouts: python-telegram-bot does not retry
-                log.warning("call for chat %s failed (%s), attempt %d", chat_id, error, attempt + 1)
-                await asyncio.sleep(self.retry_delay * 2**attempt)
-        return "failed", None
+                last, attempt = error, attempt + 1
+                log.warning("call for %s failed (%s), attempt %d", who, error, attempt)
+                await asyncio.sleep(self.retry_delay * 2 ** (attempt - 1))
+        return Sent("failed", None, "unreachable", str(last) if last else None)
+
+    async def pace(self, chat_id: int) -> None:
+        """Waits until a message may go to this chat (the staff group, or a private chat)."""
+        if chat_id == self.staff_chat_id:
+            await self.pacer.group(str(chat_id))
+        else:
+            await self.pacer.private(str(chat_id))
+
+    def _who(self, chat_id: int) -> str:
+        """How logs name a chat: never by a person's Telegram id."""
+        return "the staff group" if chat_id == self.staff_chat_id else person_tag(chat_id)
 
 
 class _HtmlRejected(Exception):

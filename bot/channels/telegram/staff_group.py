@@ -3,18 +3,25 @@ copies into them, and counsellors' messages carried to workers."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
-from bot.messages import Outgoing
-from db import tickets
+from bot.channels.telegram.inbound import CHANNEL
+from bot.channels.telegram.sent import Sent
+from bot.messages import Outgoing, Reply
+from db import people, tickets
+from db.models import Ticket, utcnow
 
 if TYPE_CHECKING:
     from bot.channels.telegram.channel import TelegramChannel
 
 log = logging.getLogger(__name__)
+TOPIC_REQUESTS = 3  # createForumTopic calls for one ticket whose answers are lost, at most
 
 
 class StaffGroup:
@@ -24,62 +31,135 @@ class StaffGroup:
     def __init__(self, channel: TelegramChannel) -> None:
         self.channel = channel
 
-    async def carry_out(self, item: Outgoing) -> None:
+    async def carry_out(self, item: Outgoing) -> Sent:
+        """Carries out one item; what became of it (a topic that cannot be opened fails)."""
         chat = self.channel.staff_chat_id
         if chat is None and item.to == "topic":
-            return  # no staff group configured (said once at start)
+            return Sent("sent")  # no staff group configured (said once at start)
         if item.to == "topic":
             topic = await self._topic(item)
             if topic is None:
-                return
+                return Sent("failed", reason="refused", detail="no topic for the ticket")
             if item.action == "topic":
                 await self._set_topic_state(topic, item.topic_state)
-                return
+                return Sent("sent")
             if item.action == "copy":
-                status, sent_id = await self.channel.copy(
+                sent = await self.channel.copy(
                     chat, int(item.worker), item.copy_of, thread_id=topic, reply_to=item.reply_to
                 )
             else:
-                status, sent_id = await self.channel.send(
+                sent = await self.channel.send(
                     chat, item.reply, thread_id=topic, reply_to=item.reply_to
                 )
-            await self._record(item, status, staff_message_id=sent_id)
-            return
+            await self._record(item, sent.status, staff_message_id=sent.message_id)
+            return sent
+        if not await self._still_here(item.worker):
+            return Sent("sent")  # forgotten since the turn decided it (a Claim just before /forget)
         if item.action == "copy":
-            status, sent_id = await self.channel.copy(
+            sent = await self.channel.copy(
                 int(item.worker), chat, item.copy_of, caption=item.caption, reply_to=item.reply_to
             )
         else:
-            status, sent_id = await self.channel.send(
-                int(item.worker), item.reply, reply_to=item.reply_to
-            )
-        await self._record(item, status, worker_message_id=sent_id)
-        if status != "sent" and item.on_failure is not None and chat is not None:
+            sent = await self.channel.send(int(item.worker), item.reply, reply_to=item.reply_to)
+        await self._record(item, sent.status, worker_message_id=sent.message_id)
+        if sent.status != "sent" and item.on_failure is not None and chat is not None:
             topic = await self._topic(item)
             if topic is not None:
-                await self.channel.send(chat, item.on_failure, thread_id=topic)
+                await self.channel.send(chat, self._not_delivered(sent), thread_id=topic)
+        return sent
+
+    async def _still_here(self, worker: str | None) -> bool:
+        async with self.channel.sessions() as session:
+            return await people.is_known(session, channel=CHANNEL, external_id=str(worker))
+
+    def _not_delivered(self, sent: Sent) -> Reply:
+        """The topic's notice of a failed delivery, with the real reason."""
+        catalog = self.channel.engine.catalog
+        t = catalog.translator(catalog.staff_language)
+        return Reply(str(t(f"mediation.undelivered.{sent.reason}", error=sent.detail or "")))
 
     async def _topic(self, item: Outgoing) -> int | None:
-        """The ticket's topic, opened the first time the ticket needs one."""
+        """The ticket's topic, opened the first time the ticket needs one, and only once.
+
+        The request is recorded on the ticket first (`topic_requested_at`), then Telegram is
+        asked, then the topic's id stored. Telegram tells the bot of each topic it opens with
+        a `forum_topic_created` service message in the group, and the channel, storing that
+        update, claims the topic by the reference its name starts with for a ticket that asked
+        for one and has none (db.tickets.claim_topic). So when the answer is lost (a timeout,
+        a 5xx, the process killed), the topic is found rather than opened twice: this run waits
+        until a poll sent after the loss came back with everything Telegram held; a restarted
+        run has stored all Telegram held before it resumes the dead run's work. Only when no
+        topic turned up is it asked for again. In this process one opening per ticket runs
+        at a time; other items for the ticket wait for it. Two topics remain possible only if
+        polling cannot catch up for minutes after a lost answer (see _until_polled)."""
         if item.topic_id is not None:
             return item.topic_id
+        openings = self.channel.opening_topics
+        opening = openings.get(item.ticket_id)
+        if opening is None:
+            opening = openings[item.ticket_id] = asyncio.ensure_future(self._open_topic(item))
+
+            def finished(done: asyncio.Future[int | None], ticket_id: int = item.ticket_id) -> None:
+                if openings.get(ticket_id) is done:
+                    del openings[ticket_id]
+
+            opening.add_done_callback(finished)
+        return await asyncio.shield(opening)
+
+    async def _open_topic(self, item: Outgoing) -> int | None:
+        ticket = await self._ticket(item.ticket_id)
+        if ticket is None or ticket.topic_id is not None:
+            return ticket.topic_id if ticket else None
+        if ticket.topic_requested_at is not None:  # asked before, and no answer was kept
+            since_request = (
+                self.channel.polls.started  # a dead run's: start stored what Telegram held
+                if ticket.topic_requested_at < self.channel.started_at
+                else time.monotonic()
+            )
+            await self._until_polled(since_request)
+            ticket = await self._ticket(item.ticket_id)
+            if ticket is None or ticket.topic_id is not None:
+                return ticket.topic_id if ticket else None
+        for _ in range(TOPIC_REQUESTS):
+            await self._note_request(item.ticket_id, utcnow())
+            try:
+                await self.channel.pace(self.channel.staff_chat_id)  # its first message
+                topic = await self.channel.bot.create_forum_topic(
+                    self.channel.staff_chat_id, name=item.topic_title
+                )
+            except (BadRequest, Forbidden, RetryAfter) as error:  # refused: nothing opened
+                log.error("could not open a topic for ticket %s: %s", item.ticket_id, error)
+                await self._note_request(item.ticket_id, None)
+                return None
+            except TelegramError as error:  # no answer: it may be open all the same
+                log.warning("no answer opening a topic for ticket %s: %s", item.ticket_id, error)
+                await self._until_polled(time.monotonic())
+                ticket = await self._ticket(item.ticket_id)
+                if ticket is None or ticket.topic_id is not None:
+                    return ticket.topic_id if ticket else None
+                continue
+            async with self.channel.sessions() as session, session.begin():
+                return await tickets.set_topic(
+                    session, ticket_id=item.ticket_id, topic_id=topic.message_thread_id
+                )
+        log.error("gave up opening a topic for ticket %s", item.ticket_id)
+        return None
+
+    async def _until_polled(self, moment: float) -> None:
+        """Waits for a poll sent after `moment` to bring all Telegram held (a topic opened
+        then is claimed by now). If polling cannot get there (Telegram unreachable, the
+        queue full all along), the topic is asked for again: two topics rather than none."""
+        waited = 2 * self.channel.poll_timeout + 10
+        if not await self.channel.polls.caught_up_since(moment, timeout=waited):
+            log.error("polling did not catch up in %ss; a lost topic may be opened twice", waited)
+
+    async def _ticket(self, ticket_id: int) -> Ticket | None:
         async with self.channel.sessions() as session:
-            ticket = await tickets.ticket_by_id(session, ticket_id=item.ticket_id)
-        if ticket is None:
-            return None
-        if ticket.topic_id is not None:
-            return ticket.topic_id
-        try:
-            topic = await self.channel.bot.create_forum_topic(
-                self.channel.staff_chat_id, name=item.topic_title
-            )
-        except TelegramError as error:
-            log.error("could not open a topic for ticket %s: %s", item.ticket_id, error)
-            return None
+            return await tickets.ticket_by_id(session, ticket_id=ticket_id)
+
+    async def _note_request(self, ticket_id: int, at: datetime | None) -> None:
         async with self.channel.sessions() as session, session.begin():
-            return await tickets.set_topic(
-                session, ticket_id=item.ticket_id, topic_id=topic.message_thread_id
-            )
+            await tickets.note_topic_request(session, ticket_id=ticket_id, at=at)
 
     async def _set_topic_state(self, topic: int, state: str | None) -> None:
         bot = self.channel.bot

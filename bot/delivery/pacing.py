@@ -1,0 +1,141 @@
+"""How fast the hotline may send, per destination, so that Telegram never has to say 429.
+
+python-telegram-bot's AIORateLimiter paces the whole bot and each group, but one caller
+waiting on the staff group's 20 a minute holds its place among everyone's sends, and it knows
+nothing of a private chat's own limit or of conversation replies going before bulk sends. So
+the pace is kept here, per destination: each private chat, each group, and the bot as a whole,
+with conversation traffic ahead of bulk traffic in the overall budget. A 429 pauses only the
+destination that got it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# Telegram's limit into one group, all its topics together (Bots FAQ: "no more than 20
+# messages per minute to the same group"). One second of margin: a send leaves some time
+# after its slot is taken, and Telegram counts arrivals.
+GROUP_MESSAGES, GROUP_WINDOW = 20, 61.0
+QUIET_CHATS_KEPT = 10_000  # private chats' buckets kept in memory before idle ones are dropped
+
+
+@dataclass(frozen=True, slots=True)
+class Paces:
+    overall_per_second: float = 30.0  # Telegram: about 30 messages a second for one bot
+    chat_burst: int = 5  # a private chat: short bursts, then about one a second
+    chat_per_second: float = 1.0
+    group_messages: int = GROUP_MESSAGES
+    group_window: float = GROUP_WINDOW
+
+
+class TokenBucket:
+    """`burst` at once, then `rate` a second."""
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.updated, self.paused_until = burst, now, 0.0
+
+    def wait(self, now: float) -> float:
+        """Seconds until one may go (0: now)."""
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        ready = 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+        return max(ready, self.paused_until - now)
+
+    def take(self) -> None:
+        self.tokens -= 1
+
+    def idle(self, now: float) -> bool:
+        return self.wait(now) == 0 and self.tokens >= self.burst
+
+
+class SlidingWindow:
+    """At most `count` in any `seconds`."""
+
+    def __init__(self, count: int, seconds: float) -> None:
+        self.count, self.seconds = count, seconds
+        self.sent: deque[float] = deque()
+        self.paused_until = 0.0
+
+    def wait(self, now: float) -> float:
+        while self.sent and now - self.sent[0] >= self.seconds:
+            self.sent.popleft()
+        ready = 0.0 if len(self.sent) < self.count else self.sent[0] + self.seconds - now
+        return max(ready, self.paused_until - now)
+
+    def take(self, now: float) -> None:
+        self.sent.append(now)
+
+
+class Pacer:
+    """Waits, before each message a channel sends, until its destination and the bot's
+    overall budget allow it. Destinations are keys: a private chat's, or a group's."""
+
+    def __init__(self, paces: Paces, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.paces = paces
+        self.clock = clock
+        self._overall = TokenBucket(paces.overall_per_second, paces.overall_per_second, clock())
+        self._chats: dict[str, TokenBucket] = {}
+        self._groups: dict[str, SlidingWindow] = {}
+        self._conversation_waiting = 0  # bulk sends give way while this is above zero
+
+    async def private(self, chat: str, *, bulk: bool = False) -> None:
+        """Before a message into a person's private chat."""
+        bucket = self._chats.get(chat)
+        if bucket is None:
+            if len(self._chats) > QUIET_CHATS_KEPT:
+                self._drop_idle()
+            bucket = self._chats[chat] = TokenBucket(
+                self.paces.chat_per_second, self.paces.chat_burst, self.clock()
+            )
+        while (delay := bucket.wait(self.clock())) > 0:
+            await asyncio.sleep(delay)
+        bucket.take()
+        await self._overall_slot(bulk)
+
+    async def group(self, chat: str) -> None:
+        """Before a message into a group (a topic opened counts: its first message)."""
+        window = self._groups.get(chat)
+        if window is None:
+            window = self._groups[chat] = SlidingWindow(
+                self.paces.group_messages, self.paces.group_window
+            )
+        while (delay := window.wait(self.clock())) > 0:
+            await asyncio.sleep(delay)
+        window.take(self.clock())
+        await self._overall_slot(bulk=False)
+
+    def pause(self, chat: str, seconds: float) -> None:
+        """Telegram said 429 for this destination: nothing more goes there for `seconds`."""
+        until = self.clock() + seconds
+        for limits in (self._chats, self._groups):
+            if chat in limits:
+                limits[chat].paused_until = max(limits[chat].paused_until, until)
+
+    def group_wait(self, chat: str) -> float:
+        """Seconds until the group could take another message (for status reports)."""
+        window = self._groups.get(chat)
+        return window.wait(self.clock()) if window else 0.0
+
+    async def _overall_slot(self, bulk: bool) -> None:
+        if not bulk:
+            self._conversation_waiting += 1
+        try:
+            while True:
+                delay = self._overall.wait(self.clock())
+                if delay == 0 and (not bulk or self._conversation_waiting == 0):
+                    self._overall.take()
+                    return
+                await asyncio.sleep(delay or 1 / self.paces.overall_per_second)
+        finally:
+            if not bulk:
+                self._conversation_waiting -= 1
+
+    def _drop_idle(self) -> None:
+        now = self.clock()
+        for chat in [c for c, bucket in self._chats.items() if bucket.idle(now)]:
+            del self._chats[chat]

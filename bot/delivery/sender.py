@@ -1,0 +1,288 @@
+"""Carries out the outbox: each lane (a chat, a ticket's topic) in order, lanes side by side,
+each destination class with its own bound on sends in flight, so that a worker's reply never
+waits behind the staff group's 20 a minute or a broadcast.
+
+A row is marked "sending" in the database just before the channel is called and "sent" after
+(in batches); at start, rows a dead run left "sending" are sent again (they may repeat, and are
+counted in the log) and every pending row is queued in order. Replies a flood held back wait
+for their time and then go as one message, without holding up the lane's other rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.delivery.marks import Batcher
+from bot.messages import Reply, gathered
+from db import outbox
+from db.models import OutboxItem, OutboxStatus, Pace, utcnow
+
+log = logging.getLogger(__name__)
+
+# Sends under way at once per destination class: the staff group is paced at one message in
+# three seconds, so two in flight keep it busy; private chats are many and quick.
+IN_FLIGHT = {Pace.PRIVATE: 16, Pace.GROUP: 2, Pace.BULK: 8}
+LOAD_PAGE = 1000
+STOP_GRACE = 5.0  # seconds a stop waits for sends under way before leaving them "sending"
+
+
+@dataclass(slots=True)
+class Queued:
+    """An outbox row as the sender holds it in memory."""
+
+    id: int
+    pace: str
+    lane: str
+    body: dict
+    held: bool = False
+    due: datetime = field(default_factory=utcnow)
+
+    @classmethod
+    def of(cls, row: OutboxItem) -> Queued:
+        return cls(row.id, row.pace, row.lane, row.body, row.held, row.next_attempt_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """What the channel made of a row: "sent" (with the ids it produced), "blocked" (the
+    person blocked the bot: nothing more goes to them) or "failed" (with why)."""
+
+    status: str
+    ids: list[int] = field(default_factory=list)
+    error: str | None = None
+
+
+CarryOut = Callable[[dict], Awaitable[Delivered]]
+
+
+class Sender:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        carry_out: CarryOut,
+        clock: Callable[[], datetime] = utcnow,
+        on_blocked: Callable[[str], Awaitable[None]] | None = None,
+        after_erasure: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.carry_out = carry_out
+        self.clock = clock
+        self.on_blocked = on_blocked  # a lane's person blocked the bot
+        self.after_erasure = after_erasure  # a forgotten person's last reply is out
+        self._lanes: dict[str, list[Queued]] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._news: dict[str, asyncio.Event] = {}
+        self._slots = {pace: asyncio.Semaphore(n) for pace, n in IN_FLIGHT.items()}
+        self._known: set[int] = set()
+        self._sending = Batcher(self._write_sending)
+        self._sent = Batcher(self._write_sent)
+        self._stopping = False
+        self.repeated = 0  # rows a dead run left "sending", sent again at this start
+
+    # -- what to send --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Takes over what a previous run left: "sending" rows again, then every pending row."""
+        async with self.sessions() as session, session.begin():
+            self.repeated = await outbox.recover(session)
+        if self.repeated:
+            log.warning(
+                "%d message(s) were being sent when the last run stopped: sent again, "
+                "each may arrive twice",
+                self.repeated,
+            )
+        after = 0
+        while True:
+            async with self.sessions() as session:
+                rows = await outbox.pending(session, after_id=after, limit=LOAD_PAGE)
+            if not rows:
+                break
+            self.wake([Queued.of(row) for row in rows])
+            after = rows[-1].id
+
+    def wake(self, rows: Sequence[Queued]) -> None:
+        """Queues rows just committed; their lanes start sending."""
+        for row in rows:
+            if row.id in self._known:
+                continue
+            self._known.add(row.id)
+            queue = self._lanes.setdefault(row.lane, [])
+            if queue and queue[-1].id > row.id:
+                queue.append(row)
+                queue.sort(key=lambda queued: queued.id)
+            else:
+                queue.append(row)
+            self._poke(row.lane)
+
+    def hold(self, lane: str, until: datetime) -> None:
+        """A flood goes on: the lane's held replies wait longer (the database says the same)."""
+        for row in self._lanes.get(lane, ()):
+            if row.held:
+                row.due = until
+
+    def release(self, lane: str) -> None:
+        """The flood is over: the lane's held replies go now."""
+        now = self.clock()
+        for row in self._lanes.get(lane, ()):
+            if row.held:
+                row.due = now
+        self._poke(lane)
+
+    def waiting(self) -> dict[str, int]:
+        """Rows queued in this process, per destination class."""
+        counts: dict[str, int] = {}
+        for queue in self._lanes.values():
+            for row in queue:
+                counts[row.pace] = counts.get(row.pace, 0) + 1
+        return counts
+
+    async def idle(self, timeout: float = 10.0) -> bool:
+        """Waits until nothing is queued (tests and the demo); False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(self._lanes.values()) or self._tasks:
+            if loop.time() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        await self._sent.flush()
+        return True
+
+    async def stop(self) -> None:
+        """Stops taking rows; what is under way gets a moment to finish, the rest stays in
+        the database for the next start."""
+        self._stopping = True
+        for event in self._news.values():
+            event.set()
+        tasks = list(self._tasks.values())
+        if tasks:
+            done, running = await asyncio.wait(tasks, timeout=STOP_GRACE)
+            for task in running:
+                task.cancel()
+            for task in running:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._sent.flush()
+
+    # -- one lane ------------------------------------------------------------------------
+
+    def _poke(self, lane: str) -> None:
+        if self._stopping:
+            return
+        event = self._news.setdefault(lane, asyncio.Event())
+        event.set()
+        task = self._tasks.get(lane)
+        if task is None or task.done():
+            self._tasks[lane] = asyncio.create_task(self._run_lane(lane), name=f"lane {lane}")
+
+    async def _run_lane(self, lane: str) -> None:
+        try:
+            while not self._stopping:
+                queue = self._lanes.get(lane)
+                if not queue:
+                    break
+                batch, wait = self._next(queue, self.clock())
+                if not batch:
+                    event = self._news.setdefault(lane, asyncio.Event())
+                    event.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(event.wait(), timeout=wait)
+                    continue
+                await self._send(lane, batch)
+        except Exception:
+            log.exception("the sender of a lane stopped; its rows stay queued for the next start")
+        finally:
+            if self._tasks.get(lane) is asyncio.current_task():
+                del self._tasks[lane]
+            if not self._lanes.get(lane):
+                self._lanes.pop(lane, None)
+                self._news.pop(lane, None)
+
+    @staticmethod
+    def _next(queue: list[Queued], now: datetime) -> tuple[list[Queued], float | None]:
+        """The row(s) to send next, or how long to wait: held replies not yet due are passed
+        over (a crisis reply goes before them); due ones go together, as one message."""
+        soonest: datetime | None = None
+        for index, row in enumerate(queue):
+            if row.held and row.due > now:
+                soonest = row.due if soonest is None else min(soonest, row.due)
+                continue
+            if not row.held:
+                return [row], None
+            together = [row]
+            for later in queue[index + 1 :]:
+                if not later.held or later.due > now:
+                    break
+                together.append(later)
+            return together, None
+        return [], (soonest - now).total_seconds() if soonest else None
+
+    async def _send(self, lane: str, batch: list[Queued]) -> None:
+        first = batch[0]
+        body = first.body if len(batch) == 1 else _gather(batch)
+        async with self._slots.get(first.pace, self._slots[Pace.BULK]):
+            await self._sending.add([row.id for row in batch])
+            try:
+                delivered = await self.carry_out(body)
+            except Exception as error:  # a bug in carrying out: the row fails, the lane goes on
+                log.exception("could not carry out outbox row %s", first.id)
+                delivered = Delivered("failed", error=type(error).__name__)
+        queue = self._lanes.get(lane, [])
+        for row in batch:
+            if row in queue:
+                queue.remove(row)
+        self._known.difference_update(row.id for row in batch)
+        if delivered.status == "sent":
+            marked = self._sent.add_nowait([(row.id, delivered.ids) for row in batch])
+            if any(row.body.get("erase_after") for row in batch) and self.after_erasure:
+                await asyncio.shield(marked)
+                await self.after_erasure()
+            return
+        if delivered.status == OutboxStatus.BLOCKED:
+            queue.clear()
+            async with self.sessions() as session, session.begin():
+                await outbox.mark_ended(
+                    session,
+                    ids=[row.id for row in batch],
+                    status=OutboxStatus.BLOCKED,
+                    error=None,
+                    now=self.clock(),
+                )
+                await outbox.block_lane(session, lane=lane)
+            if self.on_blocked is not None:
+                await self.on_blocked(lane)
+            return
+        async with self.sessions() as session, session.begin():
+            await outbox.mark_ended(
+                session,
+                ids=[row.id for row in batch],
+                status=OutboxStatus.FAILED,
+                error=delivered.error,
+                now=self.clock(),
+            )
+
+    # -- marks ---------------------------------------------------------------------------
+
+    async def _write_sending(self, batches: list[list[int]]) -> None:
+        async with self.sessions() as session, session.begin():
+            await outbox.mark_sending(session, ids=[i for ids in batches for i in ids])
+
+    async def _write_sent(self, results: list[list[tuple[int, list[int]]]]) -> None:
+        async with self.sessions() as session, session.begin():
+            await outbox.mark_sent(
+                session, results=[r for batch in results for r in batch], now=self.clock()
+            )
+
+
+def _gather(batch: list[Queued]) -> dict:
+    """The body of held replies sent together: the first's destination, every text."""
+    replies = [Reply.from_dict(row.body["reply"]) for row in batch]
+    return {**batch[0].body, "reply": gathered(replies).to_dict()}

@@ -1,0 +1,257 @@
+"""The outbox: one row for each thing the hotline sends, written in the transaction of the turn
+that decided it, then carried out by bot/delivery/ in order per lane at each destination's pace.
+
+A row is pending, then sending (just before the channel is called: the only state in which a
+crash can repeat it, since Telegram has no idempotency key), then sent, failed or blocked. What
+a row carries is emptied once it is sent, and sent rows are deleted after `SENT_KEPT`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, insert, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.models import OutboxItem, OutboxStatus
+
+SENT_KEPT = timedelta(days=1)  # for `hotline status` and an operator's questions, no longer
+FAILED_KEPT = timedelta(days=7)  # what could not be sent, for an operator to look at
+SCRUBBED: dict[str, Any] = {}
+ENDED = (OutboxStatus.SENT, OutboxStatus.BLOCKED)
+
+
+def chat_lane(channel: str, chat: str | int) -> str:
+    """A worker's private chat (and a staff member's reply where they wrote)."""
+    return f"{channel}:chat:{chat}"
+
+
+def topic_lane(channel: str, ticket_id: int) -> str:
+    """A ticket's topic in the staff group: opened once, then posts in order."""
+    return f"{channel}:topic:{ticket_id}"
+
+
+def group_lane(channel: str, thread_id: int | None) -> str:
+    """The staff group outside a ticket's topic (its general chat, or a topic of no ticket)."""
+    return f"{channel}:group:{thread_id or 0}"
+
+
+@dataclass(slots=True)
+class NewItem:
+    channel: str
+    pace: str
+    lane: str
+    body: dict[str, Any]
+    held: bool = False
+    next_attempt_at: datetime | None = None
+
+
+async def add_items(session: AsyncSession, *, items: Sequence[NewItem], now: datetime) -> list[int]:
+    """Writes the rows in one statement; returns their ids, in the same order."""
+    if not items:
+        return []
+    result = await session.exec(
+        insert(OutboxItem)
+        .values(
+            [
+                {
+                    "channel": item.channel,
+                    "pace": item.pace,
+                    "lane": item.lane,
+                    "body": item.body,
+                    "held": item.held,
+                    "status": OutboxStatus.PENDING,
+                    "attempts": 0,
+                    "next_attempt_at": item.next_attempt_at or now,
+                    "created_at": now,
+                }
+                for item in items
+            ]
+        )
+        .returning(OutboxItem.id)
+    )
+    return sorted(result.scalars().all())
+
+
+async def hold_lane(session: AsyncSession, *, lane: str, until: datetime) -> None:
+    """A flood goes on: the lane's held replies wait until it has been quiet for a while."""
+    await session.exec(
+        update(OutboxItem)
+        .where(
+            OutboxItem.lane == lane,
+            OutboxItem.status == OutboxStatus.PENDING,
+            col(OutboxItem.held).is_(True),
+        )
+        .values(next_attempt_at=until)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def release_lane(session: AsyncSession, *, lane: str, now: datetime) -> bool:
+    """The flood is over: the lane's held replies go now, before this turn's. Returns whether
+    there were any."""
+    result = await session.exec(
+        update(OutboxItem)
+        .where(
+            OutboxItem.lane == lane,
+            OutboxItem.status == OutboxStatus.PENDING,
+            col(OutboxItem.held).is_(True),
+            col(OutboxItem.next_attempt_at) > now,
+        )
+        .values(next_attempt_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount > 0
+
+
+_MARK_SENDING = (
+    update(OutboxItem)
+    .where(col(OutboxItem.id).in_(bindparam("ids", expanding=True)))
+    .values(status=OutboxStatus.SENDING, attempts=OutboxItem.attempts + 1)
+    .execution_options(synchronize_session=False)
+)
+
+
+async def mark_sending(session: AsyncSession, *, ids: Sequence[int]) -> None:
+    await session.exec(_MARK_SENDING, params={"ids": list(ids)})
+
+
+async def mark_sent(
+    session: AsyncSession, *, results: Sequence[tuple[int, list[int]]], now: datetime
+) -> None:
+    """Sent rows forget what they carried and where it went (a chat id names a person), and
+    keep the message ids they produced."""
+    if not results:
+        return
+    table = OutboxItem.__table__  # Core: one statement for many rows (executemany)
+    await session.exec(
+        update(table)
+        .where(table.c.id == bindparam("row_id"))
+        .values(
+            status=OutboxStatus.SENT,
+            body=SCRUBBED,
+            lane="",
+            sent_ids=bindparam("ids"),
+            sent_at=now,
+        ),
+        params=[{"row_id": row_id, "ids": ids} for row_id, ids in results],
+    )
+
+
+async def mark_ended(
+    session: AsyncSession, *, ids: Sequence[int], status: str, error: str | None, now: datetime
+) -> None:
+    """Failed (kept with what it carried for a while) or blocked (emptied at once)."""
+    values: dict[str, Any] = {"status": status, "error": (error or "")[:200] or None}
+    if status == OutboxStatus.BLOCKED:
+        values |= {"body": SCRUBBED, "lane": ""}
+    await session.exec(
+        update(OutboxItem)
+        .where(col(OutboxItem.id).in_(ids))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def retry_later(
+    session: AsyncSession, *, row_id: int, at: datetime, error: str | None
+) -> None:
+    await session.exec(
+        update(OutboxItem)
+        .where(OutboxItem.id == row_id)
+        .values(status=OutboxStatus.PENDING, next_attempt_at=at, error=(error or "")[:200] or None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def block_lane(session: AsyncSession, *, lane: str) -> list[int]:
+    """The person blocked the bot: nothing more goes to them. Returns the rows given up."""
+    result = await session.exec(
+        update(OutboxItem)
+        .where(OutboxItem.lane == lane, OutboxItem.status == OutboxStatus.PENDING)
+        .values(status=OutboxStatus.BLOCKED, body=SCRUBBED, lane="")
+        .returning(OutboxItem.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(result.scalars().all())
+
+
+async def recover(session: AsyncSession) -> int:
+    """At start: rows a dead run was sending go again (they may repeat); returns how many."""
+    result = await session.exec(
+        update(OutboxItem)
+        .where(OutboxItem.status == OutboxStatus.SENDING)
+        .values(status=OutboxStatus.PENDING)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+async def pending(
+    session: AsyncSession, *, after_id: int = 0, limit: int = 1000
+) -> list[OutboxItem]:
+    """Pending rows in the order they were decided, a page at a time."""
+    result = await session.exec(
+        select(OutboxItem)
+        .where(OutboxItem.status == OutboxStatus.PENDING, col(OutboxItem.id) > after_id)
+        .order_by(col(OutboxItem.id))
+        .limit(limit)
+    )
+    return list(result.all())
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    pace: str
+    waiting: int  # pending or being sent
+    oldest: datetime | None  # when the oldest of them was decided
+
+
+async def backlog(session: AsyncSession) -> list[Backlog]:
+    """What waits, per destination class."""
+    result = await session.exec(
+        select(OutboxItem.pace, func.count(), func.min(OutboxItem.created_at))
+        .where(col(OutboxItem.status).in_([OutboxStatus.PENDING, OutboxStatus.SENDING]))
+        .group_by(OutboxItem.pace)
+    )
+    return [Backlog(pace, waiting, oldest) for pace, waiting, oldest in result.all()]
+
+
+async def forget_lanes(session: AsyncSession, *, lanes: Sequence[str]) -> None:
+    """/forget: nothing more is sent to or about the person, and nothing kept says what was."""
+    if not lanes:
+        return
+    await session.exec(
+        delete(OutboxItem)
+        .where(
+            col(OutboxItem.lane).in_(lanes),
+            col(OutboxItem.status).in_([OutboxStatus.PENDING, OutboxStatus.FAILED]),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    await session.exec(
+        update(OutboxItem)
+        .where(col(OutboxItem.lane).in_(lanes))
+        .values(body=SCRUBBED, lane="")
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def prune(session: AsyncSession, *, now: datetime) -> int:
+    """Deletes sent and blocked rows past `SENT_KEPT` and failed ones past `FAILED_KEPT`."""
+    result = await session.exec(
+        delete(OutboxItem)
+        .where(
+            (col(OutboxItem.status).in_(ENDED) & (col(OutboxItem.created_at) < now - SENT_KEPT))
+            | (
+                (OutboxItem.status == OutboxStatus.FAILED)
+                & (col(OutboxItem.created_at) < now - FAILED_KEPT)
+            )
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
