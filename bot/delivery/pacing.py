@@ -92,10 +92,7 @@ class Pacer:
             bucket = self._chats[chat] = TokenBucket(
                 self.paces.chat_per_second, self.paces.chat_burst, self.clock()
             )
-        while (delay := bucket.wait(self.clock())) > 0:
-            await asyncio.sleep(delay)
-        bucket.take()
-        await self._overall_slot(bulk)
+        await self._take(bucket.wait, bucket.take, bulk=bulk)
 
     async def group(self, chat: str) -> None:
         """Before a message into a group (a topic opened counts: its first message)."""
@@ -104,10 +101,27 @@ class Pacer:
             window = self._groups[chat] = SlidingWindow(
                 self.paces.group_messages, self.paces.group_window
             )
-        while (delay := window.wait(self.clock())) > 0:
-            await asyncio.sleep(delay)
-        window.take(self.clock())
-        await self._overall_slot(bulk=False)
+        await self._take(window.wait, lambda: window.take(self.clock()), bulk=False)
+
+    async def _take(
+        self, wait: Callable[[float], float], take: Callable[[], None], *, bulk: bool
+    ) -> None:
+        """Takes the destination's slot and the overall one at the same instant, so that a
+        wait for one never makes the other's slot older than the message that uses it."""
+        if not bulk:
+            self._conversation_waiting += 1
+        try:
+            while True:
+                now = self.clock()
+                delay = max(wait(now), self._overall.wait(now))
+                if delay == 0 and (not bulk or self._conversation_waiting == 0):
+                    take()
+                    self._overall.take()
+                    return
+                await asyncio.sleep(delay or 1 / self.paces.overall_per_second)
+        finally:
+            if not bulk:
+                self._conversation_waiting -= 1
 
     def pause(self, chat: str, seconds: float) -> None:
         """Telegram said 429 for this destination: nothing more goes there for `seconds`."""
@@ -120,20 +134,6 @@ class Pacer:
         """Seconds until the group could take another message (for status reports)."""
         window = self._groups.get(chat)
         return window.wait(self.clock()) if window else 0.0
-
-    async def _overall_slot(self, bulk: bool) -> None:
-        if not bulk:
-            self._conversation_waiting += 1
-        try:
-            while True:
-                delay = self._overall.wait(self.clock())
-                if delay == 0 and (not bulk or self._conversation_waiting == 0):
-                    self._overall.take()
-                    return
-                await asyncio.sleep(delay or 1 / self.paces.overall_per_second)
-        finally:
-            if not bulk:
-                self._conversation_waiting -= 1
 
     def _drop_idle(self) -> None:
         now = self.clock()

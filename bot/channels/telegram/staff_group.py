@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TOPIC_REQUESTS = 3  # createForumTopic calls for one ticket whose answers are lost, at most
+RATE_LIMITED_WAITS = 10  # 429s waited out for one topic before it is given up
 
 
 class StaffGroup:
@@ -120,18 +121,24 @@ class StaffGroup:
             ticket = await self._ticket(item.ticket_id)
             if ticket is None or ticket.topic_id is not None:
                 return ticket.topic_id if ticket else None
-        for _ in range(TOPIC_REQUESTS):
+        requests = waits = 0
+        while requests < TOPIC_REQUESTS and waits < RATE_LIMITED_WAITS:
             await self._note_request(item.ticket_id, utcnow())
             try:
                 await self.channel.pace(self.channel.staff_chat_id)  # its first message
                 topic = await self.channel.bot.create_forum_topic(
                     self.channel.staff_chat_id, name=item.topic_title
                 )
-            except (BadRequest, Forbidden, RetryAfter) as error:  # refused: nothing opened
+            except RetryAfter as error:  # nothing opened; the group waits, then again
+                waits += 1
+                self.channel.pacer.pause(str(self.channel.staff_chat_id), _seconds(error))
+                continue
+            except (BadRequest, Forbidden) as error:  # refused: nothing opened
                 log.error("could not open a topic for ticket %s: %s", item.ticket_id, error)
                 await self._note_request(item.ticket_id, None)
                 return None
             except TelegramError as error:  # no answer: it may be open all the same
+                requests += 1
                 log.warning("no answer opening a topic for ticket %s: %s", item.ticket_id, error)
                 await self._until_polled(time.monotonic())
                 ticket = await self._ticket(item.ticket_id)
@@ -180,3 +187,8 @@ class StaffGroup:
             await tickets.record_delivery(
                 session, message_id=item.record, status=status, **message_ids
             )
+
+
+def _seconds(error: RetryAfter) -> float:
+    retry_after = error.retry_after
+    return retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else retry_after

@@ -1,0 +1,238 @@
+"""One outbox, paced per destination: a worker's reply never waits behind the staff group's
+20 messages a minute; a 429 pauses only the destination that got it; a blocked worker stops
+the sending to them alone; order per topic and nothing lost across a restart or a kill -9 at
+"sending" (which may repeat that one message, and says so).
+
+Tests of pacing run against a local Bot API server with Telegram's limits. The staff group's
+minute is played 20 times faster, on the server's clock and the hotline's pacer alike, so a
+surge drains in seconds instead of minutes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from sqlmodel import select
+
+from bot.delivery.pacing import Pacer, Paces
+from bot.local_bot_api import LocalBotApi, TelegramLimits, busiest_window
+from db.models import OutboxItem, OutboxStatus, Person, Ticket
+from db.staff import register_staff
+from tests.conversation import replies, say, texts, wage_complaint
+from tests.test_mediation import STAFF_CHAT, card_of
+
+SPEED = 20  # the staff group's minute lasts three seconds
+
+
+def fast_clock() -> float:
+    return time.monotonic() * SPEED
+
+
+@pytest.fixture
+async def limited_api():
+    """Telegram's limits, the group's window sped up; private chats and the bot's overall
+    rate as Telegram has them."""
+    async with LocalBotApi(limits=TelegramLimits(), clock=fast_clock) as server:
+        yield server
+
+
+async def start_desk(api: LocalBotApi, start_hotline, **settings):
+    forum = api.forum(STAFF_CHAT, "Hotline staff")
+    hotline = await start_hotline(staff_chat_id=STAFF_CHAT, **settings)
+    # The hotline paces the group by the same sped-up minute; its margin for the time between
+    # taking a slot and the message arriving stays a quarter of a second, not a twentieth.
+    hotline.telegram.pacer = Pacer(
+        Paces(chat_burst=1000, chat_per_second=1000, group_window=60 / SPEED + 0.25)
+    )
+    async with hotline.sessions() as session, session.begin():
+        await register_staff(
+            session, channel="telegram", external_id="771", role="counsellor", alias="Counsellor Li"
+        )
+    return hotline, forum
+
+
+async def to_review(worker) -> None:
+    for answer in (*wage_complaint(), "done", "skip", "Stay anonymous"):
+        await say(worker, answer)
+
+
+@pytest.fixture
+def api(limited_api):  # the hotline under test talks to the limited server
+    return limited_api
+
+
+async def test_a_surge_of_complaints_waits_on_the_staff_group_not_on_each_other(
+    api: LocalBotApi, start_hotline
+) -> None:
+    hotline, forum = await start_desk(api, start_hotline)
+    workers = [api.user(5100 + n, language_code="en") for n in range(15)]
+    await asyncio.gather(*(to_review(worker) for worker in workers))
+    for worker in workers:
+        worker.press("Submit")
+    got = await asyncio.gather(*(replies(worker) for worker in workers))
+    group_when_all_answered = len(forum.messages)
+    assert all("complaint number is HL-" in texts(answer) for answer in got)
+    # 15 topics and 15 cards are 30 messages, more than a group takes in a minute: every
+    # worker had their answer while the staff group was still being paced.
+    assert group_when_all_answered < 30
+    for _ in range(200):
+        if len([m for m in forum.messages if m.button_texts]) == 15:
+            break
+        await asyncio.sleep(0.1)
+    cards = [m for m in forum.messages if m.button_texts]
+    references = sorted(texts(got[n]).split("number is ")[1].split(".")[0] for n in range(15))
+    assert sorted(next(r for r in references if r in c.plain) for c in cards) == references
+    assert len(forum.topics) == 15, "one topic a ticket"
+    for card in cards:  # each card is the first message of its own topic
+        assert forum.topic_messages(card.message_thread_id)[0] is card
+    assert api.rate_limited == [], "the hotline kept Telegram's pace: nothing was refused"
+    assert busiest_window(api.sent_at[STAFF_CHAT], 60.0) <= 20
+
+
+async def test_a_429_on_the_staff_group_does_not_hold_up_the_workers(
+    api: LocalBotApi, start_hotline
+) -> None:
+    hotline, forum = await start_desk(api, start_hotline)
+    first = api.user(5201, language_code="en")
+    await to_review(first)
+    api.fail("createForumTopic", status=429, retry_after=2, times=3)  # 2 s each: 6 s paused
+    assert "complaint number is HL-" in texts(await say(first, "Submit"))
+    others = [api.user(5202 + n, language_code="en") for n in range(3)]
+    for worker in others:  # answered at once, while the group waits out its 429s
+        assert "Choose a language" in texts(await say(worker, "/start"))
+        assert "How can we help?" in texts(await say(worker, "English"))
+    assert not [m for m in forum.messages if m.button_texts], "the group is still paused"
+    for _ in range(150):
+        if [m for m in forum.messages if m.button_texts]:
+            break
+        await asyncio.sleep(0.1)
+    assert len([m for m in forum.messages if m.button_texts]) == 1, "the card came after"
+
+
+async def test_a_worker_who_blocked_the_bot_is_sent_nothing_more(
+    api: LocalBotApi, start_hotline
+) -> None:
+    hotline, forum = await start_desk(api, start_hotline)
+    li = api.user(771, "Li")
+    worker = api.user(5301, language_code="en")
+    await to_review(worker)
+    await say(worker, "Submit")
+    await hotline.telegram.sender.idle()
+    thread = max(forum.topics)
+    forum.press(li, "认领", message=card_of(forum, thread))
+    await worker.next_message()
+    worker.blocked = True
+    forum.send(li, "Are you there?", thread_id=thread)
+    await hotline.telegram.sender.idle()
+    await forum.quiet(0.5)
+    assert "屏蔽了机器人" in forum.topic_messages(thread)[-1].plain  # blocked the bot
+    async with hotline.sessions() as session:
+        person = (await session.exec(select(Person).where(Person.external_id == "5301"))).one()
+        rows = (await session.exec(select(OutboxItem))).all()
+    assert person.blocked_at is not None
+    assert any(row.status == OutboxStatus.BLOCKED for row in rows)
+    # The worker comes back: they are no longer marked, and answered as usual.
+    worker.blocked = False
+    assert "How can we help?" in texts(await say(worker, "/menu"))
+    async with hotline.sessions() as session:
+        person = (await session.exec(select(Person).where(Person.external_id == "5301"))).one()
+    assert person.blocked_at is None
+
+
+async def test_a_topics_order_holds_across_a_restart(api: LocalBotApi, start_hotline) -> None:
+    hotline, forum = await start_desk(api, start_hotline)
+    worker = api.user(5401, language_code="en")
+    await to_review(worker)
+    await say(worker, "Submit")
+    await hotline.telegram.sender.idle()
+    api.hold("copyMessage")  # the relays into the topic are stuck on their way
+    for n in range(5):
+        await say(worker, f"more detail {n}")
+    await api.until_held("copyMessage")
+    api.fail("copyMessage", status=502, times=1)  # the stuck one fails as the bot stops
+    stopping = asyncio.create_task(hotline.stop())
+    await asyncio.sleep(0.2)
+    api.release("copyMessage")
+    await stopping
+    restarted, _ = await start_desk(api, start_hotline)
+    thread = max(forum.topics)
+    for _ in range(100):
+        relayed = [m.plain for m in forum.topic_messages(thread) if "more detail" in m.plain]
+        if len(set(relayed)) == 5:
+            break
+        await asyncio.sleep(0.1)
+    firsts = list(dict.fromkeys(relayed))  # a message in flight at the stop may repeat
+    assert firsts == [f"more detail {n}" for n in range(5)]
+
+
+def _hotline_process(api: LocalBotApi, database_url: str) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": api.token,
+        "TELEGRAM_API_BASE_URL": api.base_url,
+        "DATABASE_URL": database_url,
+        "HOTLINE_LOG_LEVEL": "WARNING",
+        "HOTLINE_FLOOD_MESSAGES": "1000",
+        "HOTLINE_CHAT_BURST": "1000",
+        "HOTLINE_CHAT_SENDS_PER_SECOND": "1000",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+async def test_kill_9_while_sending_sends_it_again_and_says_so(
+    api: LocalBotApi, database_url: str
+) -> None:
+    worker = api.user(5501, language_code="en")
+    bot = _hotline_process(api, database_url)
+    try:
+        worker.send("/start")
+        assert "Choose a language" in texts(await replies(worker, timeout=30))
+        api.hold("sendMessage")
+        worker.send("English")
+        await api.until_held("sendMessage", timeout=15)  # the row is "sending" now
+        bot.send_signal(signal.SIGKILL)
+        bot.wait(10)
+    finally:
+        if bot.poll() is None:
+            bot.kill()
+    api.release("sendMessage")  # whether Telegram took the dead bot's call, nobody knows
+    restarted = _hotline_process(api, database_url)
+    try:
+        answer = "I will write to you in English"
+        assert answer in texts(await replies(worker, timeout=30))
+        await worker.quiet(1.0)
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        assert restarted.wait(20) == 0
+        log = restarted.stderr.read()
+    assert "1 message(s) were being sent when the last run stopped" in log
+    copies = sum(answer in m.plain for m in worker.messages)
+    assert 1 <= copies <= 2, "the one row in flight may repeat, nothing else"
+
+
+async def test_nothing_is_left_pending_and_sent_rows_keep_nothing(
+    api: LocalBotApi, start_hotline
+) -> None:
+    hotline, forum = await start_desk(api, start_hotline)
+    worker = api.user(5601, "Qiu Ling", language_code="en")
+    await to_review(worker)
+    await say(worker, "Submit")
+    assert await hotline.telegram.sender.idle()
+    async with hotline.sessions() as session:
+        rows = (await session.exec(select(OutboxItem))).all()
+        ticket = (await session.exec(select(Ticket))).one()
+    assert rows and {row.status for row in rows} == {OutboxStatus.SENT}
+    assert all(row.body == {} and row.lane == "" for row in rows)
+    assert ticket.topic_id is not None
