@@ -1,17 +1,25 @@
-"""The `hotline` command: run, demo, db upgrade, content check."""
+"""The `hotline` command: run, demo, db upgrade, staff, status, content check."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import math
 import sys
-from typing import TextIO
+from datetime import timedelta
+from typing import TYPE_CHECKING, TextIO
 
 from bot.log_redaction import RedactingFilter, use_tag_key
-from bot.settings import SettingsError, StorageSettings, load_settings
+from bot.settings import Settings, SettingsError, StorageSettings, load_settings
 from content.catalog import Catalog, ContentError
 from db.models import StaffRole
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from db.outbox import OutboxReport
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,11 +47,22 @@ def main(argv: list[str] | None = None) -> int:
     staff_actions.add_parser("list", help="list the registered staff")
     remove = staff_actions.add_parser("remove", help="remove a staff member")
     remove.add_argument("telegram_user_id", type=_telegram_user_id, metavar="TELEGRAM_USER_ID")
+    status = commands.add_parser(
+        "status", help="what waits to be sent, per destination, and when it should be out"
+    )
+    status.add_argument("--json", action="store_true", help="one JSON object, for machines")
     content = commands.add_parser("content", help="the texts and lists in content/")
     content.add_argument("action", choices=["check"], help="check every language and template")
     args = parser.parse_args(argv)
     try:
-        handlers = {"run": _run, "demo": _demo, "db": _db, "staff": _staff, "content": _content}
+        handlers = {
+            "run": _run,
+            "demo": _demo,
+            "db": _db,
+            "staff": _staff,
+            "status": _status,
+            "content": _content,
+        }
         return handlers[args.command](args)
     except (SettingsError, ContentError) as error:
         print(f"hotline: {error}", file=sys.stderr)
@@ -125,22 +144,35 @@ def _alias(text: str) -> str:
     return alias
 
 
+async def _ready_database(database_url: str) -> AsyncEngine:
+    """The engine of a database at the newest schema (SQLite is upgraded, as `run` does;
+    PostgreSQL must have been upgraded with `hotline db upgrade`)."""
+    from db.migrate import is_current, upgrade
+    from db.session import create_engine
+
+    engine = create_engine(database_url)
+    try:
+        if engine.dialect.name == "sqlite":
+            await upgrade(engine)
+        elif not await is_current(engine):
+            raise SettingsError(
+                "The database is not at the newest schema: run `hotline db upgrade` first."
+            )
+    except BaseException:
+        await engine.dispose()
+        raise
+    return engine
+
+
 def _staff(args: argparse.Namespace) -> int:
     from db import staff as registry
-    from db.migrate import is_current, upgrade
-    from db.session import create_engine, session_factory
+    from db.session import session_factory
 
     settings = load_settings(StorageSettings)
 
     async def act() -> int:
-        engine = create_engine(settings.database_url)
+        engine = await _ready_database(settings.database_url)
         try:
-            if engine.dialect.name == "sqlite":
-                await upgrade(engine)
-            elif not await is_current(engine):
-                raise SettingsError(
-                    "The database is not at the newest schema: run `hotline db upgrade` first."
-                )
             async with session_factory(engine)() as session, session.begin():
                 if args.action == "add":
                     member, is_new = await registry.register_staff(
@@ -173,6 +205,79 @@ def _staff(args: argparse.Namespace) -> int:
             await engine.dispose()
 
     return asyncio.run(act())
+
+
+class StatusSettings(StorageSettings):
+    """What `hotline status` needs: the database and the sending paces (no token)."""
+
+    max_sends_per_second: float = Settings.model_fields["max_sends_per_second"]
+    chat_burst: int = Settings.model_fields["chat_burst"]
+    chat_sends_per_second: float = Settings.model_fields["chat_sends_per_second"]
+
+
+DESTINATIONS = {"private": "private chats", "group": "staff group", "bulk": "bulk"}
+
+
+def _status(args: argparse.Namespace) -> int:
+    from bot.delivery.pacing import Paces
+    from db import outbox
+    from db.models import utcnow
+    from db.session import session_factory
+
+    settings = load_settings(StatusSettings)
+    paces = Paces(
+        overall_per_second=settings.max_sends_per_second,
+        chat_burst=settings.chat_burst,
+        chat_per_second=settings.chat_sends_per_second,
+    )
+
+    async def read() -> outbox.OutboxReport:
+        engine = await _ready_database(settings.database_url)
+        try:
+            async with session_factory(engine)() as session:
+                return await outbox.report(session, rates=paces, now=utcnow())
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(read())
+    if args.json:
+        print(json.dumps(_status_json(report), indent=2))
+        return 0
+    print(f"{'destination':<14} {'waiting':>8}  {'oldest':>9}  {'drain':>9}")
+    for row in report.classes:
+        age = _duration(row.oldest_age) if row.oldest_age is not None else "-"
+        drain = _duration(row.drain, up=True) if row.waiting else "-"
+        print(f"{DESTINATIONS[row.pace]:<14} {row.waiting:>8}  {age:>9}  {drain:>9}")
+    print(f"failed in the last 24 h: {report.failed_recently}")
+    return 0
+
+
+def _status_json(report: OutboxReport) -> dict:
+    """The interface of `hotline status --json` (README: "hotline status --json")."""
+    return {
+        "destinations": {
+            row.pace: {
+                "waiting": row.waiting,
+                "oldest_age_seconds": (
+                    int(row.oldest_age.total_seconds()) if row.oldest_age is not None else None
+                ),
+                "drain_seconds": math.ceil(row.drain.total_seconds()),
+            }
+            for row in report.classes
+        },
+        "failed_last_24h": report.failed_recently,
+    }
+
+
+def _duration(delta: timedelta, *, up: bool = False) -> str:
+    """3s, 4m05s, 2h10m: whole seconds, down for an age, up for an estimate."""
+    seconds = delta.total_seconds()
+    seconds = math.ceil(seconds) if up else int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def _content(_args: argparse.Namespace) -> int:

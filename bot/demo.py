@@ -8,6 +8,7 @@ buttons or send media, since a terminal has neither.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 
 from bot.local_bot_api import BotMessage, LocalBotApi
@@ -59,10 +60,13 @@ async def run_demo(*, database_url: str | None = None) -> int:
             worker = server.user(WORKER_ID, "Demo Worker", language_code="zh-hans")
             print(HELP)
             worker.send("/start")
-            await _show_all(worker, desk)
+            await _show_all(worker, desk, answer_expected=True)
             while True:
                 line = await asyncio.to_thread(_read_line, desk.active)
-                if line is None or line.strip() == ":quit":
+                if line is None:  # the end of piped input: what is still coming, then leave
+                    await _show_all(worker, desk)
+                    break
+                if line.strip() == ":quit":
                     break
                 line = line.strip()
                 if line == ":staff":
@@ -75,7 +79,7 @@ async def run_demo(*, database_url: str | None = None) -> int:
                     continue
                 acted = desk.act(line) if desk.active else _act(worker, line)
                 if acted:
-                    await _show_all(worker, desk)
+                    await _show_all(worker, desk, answer_expected=not desk.active)
         finally:
             await hotline.stop()
     return 0
@@ -112,8 +116,17 @@ class _Desk:
         return fresh
 
 
-async def _show_all(worker, desk: _Desk) -> None:
-    _show(await worker.quiet(0.5))
+ANSWER_WAIT = 10.0  # seconds the demo waits for the bot's answer before the next line
+
+
+async def _show_all(worker, desk: _Desk, *, answer_expected: bool = False) -> None:
+    """Shows what the bot said; when the worker is owed an answer, waits for it first, so
+    that input piped in faster than a person types is answered line by line."""
+    fresh = []
+    if answer_expected:
+        with contextlib.suppress(TimeoutError):
+            fresh.append(await worker.next_message(timeout=ANSWER_WAIT))
+    _show(fresh + await worker.quiet(0.5))
     _show(desk.new_messages(), prefix="staff")
 
 

@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import failed_turns
 from bot.delivery.items import enqueue, to_outgoing, to_staff
+from bot.delivery.pacing import Paces
 from bot.log_redaction import person_tag
 from bot.messages import Inbound, Reply, TurnResult
 from content.catalog import Catalog
@@ -33,10 +34,12 @@ class StaffDesk:
         sessions: async_sessionmaker[AsyncSession],
         catalog: Catalog,
         clock: Callable[[], datetime] = utcnow,
+        paces: Paces | None = None,
     ) -> None:
         self.sessions = sessions
         self.catalog = catalog
         self.clock = clock
+        self.paces = paces or Paces()  # for /status's estimates
 
     async def handle(self, inbound: Inbound, *, receipt: int | None = None) -> TurnResult:
         try:
@@ -80,4 +83,5 @@ class StaffDesk:
             catalog=self.catalog,
             t=staff_texts(self.catalog),
             now=self.clock(),
+            paces=self.paces,
         )

@@ -120,18 +120,19 @@ class Outgoing:
     on_failure: Reply | None = None
     topic_state: str | None = None
     topic_id: int | None = None  # the ticket's topic when the turn knew it (saves a look-up)
+    as_text: Reply | None = None  # a copied text, as it reads merged into one post with others
 
     def to_dict(self) -> dict:
         data = {name: getattr(self, name) for name in self.__slots__}
-        data["reply"] = self.reply.to_dict() if self.reply else None
-        data["on_failure"] = self.on_failure.to_dict() if self.on_failure else None
+        for name in ("reply", "on_failure", "as_text"):
+            data[name] = getattr(self, name).to_dict() if getattr(self, name) else None
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> Outgoing:
         values = dict(data)
-        for name in ("reply", "on_failure"):
-            values[name] = Reply.from_dict(values[name]) if values[name] else None
+        for name in ("reply", "on_failure", "as_text"):
+            values[name] = Reply.from_dict(values[name]) if values.get(name) else None
         return cls(**values)
 
 

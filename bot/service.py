@@ -50,7 +50,12 @@ class Hotline:
             clock=clock,
             flood=FloodGate(max_messages=settings.flood_messages, seconds=settings.flood_seconds),
             buttons=all_buttons(),
-            desk=StaffDesk(sessions=self.sessions, catalog=self.catalog, clock=clock),
+            desk=StaffDesk(
+                sessions=self.sessions,
+                catalog=self.catalog,
+                clock=clock,
+                paces=build_pacer(settings).paces,
+            ),
             on_crisis=respond_to_crisis,
         )
         self.application = build_application(settings)

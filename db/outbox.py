@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, delete, func, insert, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.models import OutboxItem, OutboxStatus
+from db.models import OutboxItem, OutboxStatus, Pace
 
 SENT_KEPT = timedelta(days=1)  # for `hotline status` and an operator's questions, no longer
 FAILED_KEPT = timedelta(days=7)  # what could not be sent, for an operator to look at
@@ -255,3 +255,81 @@ async def prune(session: AsyncSession, *, now: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     return result.rowcount
+
+
+# -- what `hotline status` and /status report ------------------------------------------------
+
+STATUS_FAILED_WINDOW = timedelta(hours=24)
+
+
+class Rates(Protocol):
+    """The paces the sender keeps (bot/delivery/pacing.py's `Paces` has them), passed in so
+    that the estimate can be made here, by the CLI and by a staff handler alike."""
+
+    overall_per_second: float
+    chat_per_second: float
+    group_messages: int
+    group_window: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClassStatus:
+    pace: str
+    waiting: int
+    oldest_age: timedelta | None  # how long the oldest waiting row has waited
+    drain: timedelta  # expected time until every waiting row is out, at the class's pace
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxReport:
+    classes: list[ClassStatus]  # private, group, bulk: always all three, in that order
+    failed_recently: int  # rows decided in the last STATUS_FAILED_WINDOW that failed
+
+
+async def largest_lane_backlog(session: AsyncSession, *, pace: str) -> int:
+    """The most rows waiting in any one lane of the class: a private chat drains at the
+    chat's own pace, so its longest queue sets how long the class takes."""
+    per_lane = (
+        select(func.count().label("waiting"))
+        .where(
+            OutboxItem.pace == pace,
+            col(OutboxItem.status).in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
+        )
+        .group_by(OutboxItem.lane)
+        .subquery()
+    )
+    result = await session.exec(select(func.max(per_lane.c.waiting)))
+    return result.one() or 0
+
+
+async def failed_since(session: AsyncSession, *, since: datetime) -> int:
+    result = await session.exec(
+        select(func.count()).where(
+            OutboxItem.status == OutboxStatus.FAILED, col(OutboxItem.created_at) >= since
+        )
+    )
+    return result.one()
+
+
+async def report(session: AsyncSession, *, rates: Rates, now: datetime) -> OutboxReport:
+    """What waits per destination class and when it should be out: the staff group at its 20
+    a minute, bulk at the bot's overall rate, private chats at the slower of the longest
+    chat's queue at the chat pace and all of them at the overall rate. Sustained paces, no
+    burst credited: an upper estimate."""
+    waiting = {row.pace: row for row in await backlog(session)}
+    classes = []
+    for pace in (Pace.PRIVATE, Pace.GROUP, Pace.BULK):
+        row = waiting.get(pace)
+        count = row.waiting if row else 0
+        if pace == Pace.GROUP:
+            seconds = count * rates.group_window / rates.group_messages
+        elif pace == Pace.PRIVATE and count:
+            longest = await largest_lane_backlog(session, pace=pace)
+            seconds = max(longest / rates.chat_per_second, count / rates.overall_per_second)
+        else:
+            seconds = count / rates.overall_per_second
+        oldest = row.oldest if row else None
+        age = max(now - oldest, timedelta()) if oldest is not None else None
+        classes.append(ClassStatus(pace, count, age, timedelta(seconds=seconds)))
+    failed = await failed_since(session, since=now - STATUS_FAILED_WINDOW)
+    return OutboxReport(classes, failed)

@@ -8,7 +8,7 @@ and queues `Outgoing` items; the channel sends them once the turn has committed.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -58,8 +58,11 @@ def topic_title(catalog: Catalog, ticket: Ticket) -> str:
 
 
 def card(catalog: Catalog, ticket: Ticket, person: Person, *, evidence: int) -> Reply:
-    """The ticket card: the answers, and the worker's name only if they agreed to share it."""
+    """The ticket card: the answers, when the worker filed them (a card posted late, behind
+    the staff group's backlog, still says when they wrote), and the worker's name only if
+    they agreed to share it."""
     t = staff_texts(catalog)
+    filed = _as_utc(ticket.created_at).astimezone(catalog.office_hours.timezone)
     text = t.render(
         "ticket_card.html.j2",
         ticket=ticket,
@@ -69,9 +72,14 @@ def card(catalog: Catalog, ticket: Ticket, person: Person, *, evidence: int) -> 
         district=t(f"districts.{ticket.district}") if ticket.district else None,
         status=t(f"statuses.{ticket.status}"),
         worker=_identity(person) if ticket.share_identity else None,
+        filed={"month": filed.month, "day": filed.day, "time": f"{filed:%H:%M}"},
     )
     choices = [Choice(action, str(t(f"card.{action}")), numbered=False) for action in CARD_ACTIONS]
     return Reply(str(text), choices, choice_tag=f"ticket.{ticket.id}")
+
+
+def _as_utc(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _identity(person: Person) -> dict[str, Any]:
@@ -155,6 +163,10 @@ async def relay_from_worker(
     replied = await ticket_queries.message_by_worker_id(
         work.session, ticket_id=ticket.id, worker_message_id=message.get("reply_to")
     )
+    text = message.get("text")
+    as_text = None  # how it reads merged with other posts when the group's pace bites
+    if text and message.get("media_kind") is None and replied is None:
+        as_text = Reply(str(staff_texts(work.catalog)("mediation.worker_wrote", text=text)))
     queue(
         work,
         ticket,
@@ -164,6 +176,7 @@ async def relay_from_worker(
         copy_of=message.get("message_id"),
         record=stored.id,
         reply_to=replied.staff_message_id if replied else None,
+        as_text=as_text,
     )
     return stored
 

@@ -6,8 +6,9 @@ pressed as the worker changed the ticket is answered with what happened."""
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -15,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.log_redaction import person_tag
 from bot.messages import Choice, Inbound, InboundKind, Outgoing, Reply
 from content.catalog import Catalog, Translator
+from db import outbox
 from db import staff as registry
 from db.models import (
     OPEN_STATUSES,
@@ -25,6 +27,7 @@ from db.models import (
     Ticket,
     TicketStatus,
 )
+from db.outbox import Rates
 from db.tickets import add_ticket_message, lock_ticket
 from handlers.mediation import relay_from_staff, set_status, tell_worker
 
@@ -47,6 +50,7 @@ class StaffTurn:
     replies: list[Reply] = field(default_factory=list)  # into the topic where they wrote
     outgoing: list[Outgoing] = field(default_factory=list)
     alert: str | None = None  # shown to whoever pressed a button
+    paces: Rates | None = None  # the sender's paces, for /status's estimates
 
     def say(self, key: str, /, **variables: Any) -> None:
         self.replies.append(Reply(str(self.t(key, **variables))))
@@ -69,6 +73,8 @@ async def from_staff(turn: StaffTurn) -> None:
         await _button(turn)
     elif inbound.kind is InboundKind.COMMAND and inbound.command == "staff":
         await staff_command(turn)
+    elif inbound.kind is InboundKind.COMMAND and inbound.command == "status":
+        await status_command(turn)
     elif turn.ticket is None or inbound.kind is InboundKind.EDIT:
         return  # the group's general chat, or an edit: not for a worker
     elif inbound.kind is InboundKind.COMMAND and inbound.command == "note":
@@ -295,3 +301,43 @@ async def staff_command(turn: StaffTurn) -> None:
         turn.replies.append(Reply(str(turn.t.render("staff_list.html.j2", members=members))))
     else:
         turn.say("staff.usage")
+
+
+async def status_command(turn: StaffTurn) -> None:
+    """/status, for any staff member anywhere in the group: what waits to be sent, per
+    destination class, and when it should be out (as `hotline status` prints it)."""
+    if turn.paces is None:
+        return  # a desk built without the sender's paces (never in a running hotline)
+    report = await outbox.report(turn.session, rates=turn.paces, now=turn.now)
+    t = turn.t
+    lines = [str(t("staff.queue.title"))]
+    for row in report.classes:
+        name = t(f"staff.queue.{row.pace}")
+        if not row.waiting:
+            lines.append(str(t("staff.queue.idle", name=name)))
+            continue
+        lines.append(
+            str(
+                t(
+                    "staff.queue.line",
+                    name=name,
+                    waiting=row.waiting,
+                    age=_duration(t, row.oldest_age or timedelta()),
+                    drain=_duration(t, row.drain, up=True),
+                )
+            )
+        )
+    lines.append(str(t("staff.queue.failed", count=report.failed_recently)))
+    turn.replies.append(Reply("\n".join(lines)))
+
+
+def _duration(t: Translator, delta: timedelta, *, up: bool = False) -> str:
+    """Seconds under a minute, minutes under an hour, then hours and minutes: whole units,
+    rounded down for an age, up for an estimate."""
+    seconds = math.ceil(delta.total_seconds()) if up else int(delta.total_seconds())
+    if seconds < 60:
+        return str(t("staff.queue.seconds", n=seconds))
+    minutes = -(-seconds // 60) if up else seconds // 60
+    if minutes < 60:
+        return str(t("staff.queue.minutes", n=minutes))
+    return str(t("staff.queue.hours", hours=minutes // 60, minutes=minutes % 60))

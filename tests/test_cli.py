@@ -77,3 +77,19 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     result = hotline("db", "upgrade", env={"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/h.db"})
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "h.db").exists()
+
+
+def test_the_demo_fed_from_a_pipe_answers_every_line_before_it_leaves(tmp_path: Path) -> None:
+    database = f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "HOTLINE_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "demo", "--database", database],
+        input="2\n:press 1\n",
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "I will write to you in English" in done.stdout  # the answer to "2"
+    assert "Before you file a complaint" in done.stdout  # the answer to the last line

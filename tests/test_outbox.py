@@ -21,7 +21,7 @@ from sqlmodel import select
 
 from bot.delivery.pacing import Pacer, Paces
 from bot.local_bot_api import LocalBotApi, TelegramLimits, busiest_window
-from db.models import OutboxItem, OutboxStatus, Person, Ticket
+from db.models import OutboxItem, OutboxStatus, Person, Ticket, TicketMessage
 from db.staff import register_staff
 from tests.conversation import replies, say, texts, wage_complaint
 from tests.test_mediation import STAFF_CHAT, card_of
@@ -236,3 +236,30 @@ async def test_nothing_is_left_pending_and_sent_rows_keep_nothing(
     assert rows and {row.status for row in rows} == {OutboxStatus.SENT}
     assert all(row.body == {} and row.lane == "" for row in rows)
     assert ticket.topic_id is not None
+
+
+async def test_texts_waiting_for_the_staff_group_go_as_one_post(
+    api: LocalBotApi, start_hotline
+) -> None:
+    hotline, forum = await start_desk(api, start_hotline)
+    hotline.telegram.pacer = Pacer(  # one message into the group every two seconds
+        Paces(chat_burst=1000, chat_per_second=1000, group_messages=1, group_window=2.0)
+    )
+    worker = api.user(5701, language_code="en")
+    await to_review(worker)
+    await say(worker, "Submit")
+    for n in range(3):  # while the topic and the card wait their turn
+        await say(worker, f"and another thing {n}")
+    assert await hotline.telegram.sender.idle(timeout=20)
+    thread = max(forum.topics)
+    posted = forum.topic_messages(thread)
+    assert posted[0].button_texts, "the card first"
+    merged = [m for m in posted if "another thing" in m.plain]
+    assert len(merged) == 1, [m.plain for m in posted]
+    text = merged[0].plain
+    assert text.index("another thing 0") < text.index("another thing 1") < text.index("thing 2")
+    assert text.count("工友") == 3, "each merged text says who wrote it"
+    async with hotline.sessions() as session:
+        entries = (await session.exec(select(TicketMessage))).all()
+    relayed = [e for e in entries if e.text and "another thing" in e.text]
+    assert {e.staff_message_id for e in relayed} == {merged[0].message_id}

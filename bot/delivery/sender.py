@@ -72,12 +72,14 @@ class Sender:
         clock: Callable[[], datetime] = utcnow,
         on_blocked: Callable[[str], Awaitable[None]] | None = None,
         after_erasure: Callable[[], Awaitable[None]] | None = None,
+        busy: Callable[[str], bool] | None = None,
     ) -> None:
         self.sessions = sessions
         self.carry_out = carry_out
         self.clock = clock
         self.on_blocked = on_blocked  # a lane's person blocked the bot
         self.after_erasure = after_erasure  # a forgotten person's last reply is out
+        self.busy = busy  # whether a destination class is at its limit (posts merge then)
         self._lanes: dict[str, list[Queued]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._news: dict[str, asyncio.Event] = {}
@@ -190,6 +192,8 @@ class Sender:
                 if not queue:
                     break
                 batch, wait = self._next(queue, self.clock())
+                if len(batch) == 1 and self.busy is not None and self.busy(batch[0].pace):
+                    batch = _posts_to_merge(queue, batch[0])
                 if not batch:
                     event = self._news.setdefault(lane, asyncio.Event())
                     event.clear()
@@ -227,7 +231,12 @@ class Sender:
 
     async def _send(self, lane: str, batch: list[Queued]) -> None:
         first = batch[0]
-        body = first.body if len(batch) == 1 else _gather(batch)
+        if len(batch) == 1:
+            body = first.body
+        elif first.held:
+            body = _gather(batch)
+        else:
+            body = _merge_posts(batch)
         async with self._slots.get(first.pace, self._slots[Pace.BULK]):
             await self._sending.add([row.id for row in batch])
             try:
@@ -286,3 +295,48 @@ def _gather(batch: list[Queued]) -> dict:
     """The body of held replies sent together: the first's destination, every text."""
     replies = [Reply.from_dict(row.body["reply"]) for row in batch]
     return {**batch[0].body, "reply": gathered(replies).to_dict()}
+
+
+def _post_text(row: Queued, *, first: bool) -> Reply | None:
+    """A row's text if it can be merged into one post with its neighbours: a text posted or
+    copied into a ticket's topic; buttons only on the first (they stay with the post)."""
+    item = row.body.get("outgoing")
+    if row.held or item is None or item["to"] != "topic":
+        return None
+    if item["action"] == "post" and item["reply"] is not None:
+        reply = Reply.from_dict(item["reply"])
+        return reply if first or not reply.choices else None
+    if item["action"] == "copy" and item.get("as_text"):
+        return Reply.from_dict(item["as_text"])
+    return None
+
+
+def _posts_to_merge(queue: list[Queued], first: Queued) -> list[Queued]:
+    """While the staff group is at its limit, the texts waiting in a topic go as one message
+    (media stay copies of their own), in their order; a message merged says who wrote it."""
+    if _post_text(first, first=True) is None:
+        return [first]
+    batch = [first]
+    for row in queue[queue.index(first) + 1 :]:
+        if _post_text(row, first=False) is None:
+            break
+        batch.append(row)
+    return batch
+
+
+def _merge_posts(batch: list[Queued]) -> dict:
+    """One post in the topic carrying every text of the batch; each row's transcript entry is
+    recorded as that post."""
+    texts = [_post_text(row, first=index == 0) for index, row in enumerate(batch)]
+    first = dict(batch[0].body["outgoing"])
+    first.update(
+        action="post",
+        reply=Reply(
+            "\n\n".join(t.text for t in texts), texts[0].choices, texts[0].choice_tag
+        ).to_dict(),
+        copy_of=None,
+        record=None,
+        as_text=None,
+    )
+    records = [row.body["outgoing"].get("record") for row in batch]
+    return {"outgoing": first, "records": [r for r in records if r is not None]}

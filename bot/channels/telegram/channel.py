@@ -42,7 +42,7 @@ from bot.log_redaction import person_tag
 from bot.messages import Inbound, Outgoing, Reply
 from bot.settings import Settings
 from db import inbox, people, tickets
-from db.models import InboxStatus, InboxUpdate, utcnow
+from db.models import InboxStatus, InboxUpdate, Pace, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,7 @@ class TelegramChannel:
             carry_out=self.carry_out,
             on_blocked=self._blocked,
             after_erasure=engine.erase_traces,
+            busy=self._busy,
         )
 
     @property
@@ -350,7 +351,8 @@ class TelegramChannel:
     async def carry_out(self, body: dict) -> Delivered:
         """One outbox row: a reply in a worker's chat or in the staff group, or an Outgoing."""
         if "outgoing" in body:
-            sent = await self.staff_group.carry_out(Outgoing.from_dict(body["outgoing"]))
+            item = Outgoing.from_dict(body["outgoing"])
+            sent = await self.staff_group.carry_out(item, records=body.get("records", ()))
         elif body["to"] == "chat":
             sent = await self.send(int(body["chat"]), Reply.from_dict(body["reply"]))
         elif self.staff_chat_id is None:
@@ -360,6 +362,11 @@ class TelegramChannel:
             sent = await self.send(self.staff_chat_id, reply, thread_id=body.get("thread"))
         ids = [sent.message_id] if sent.message_id is not None else []
         return Delivered(sent.status, ids, sent.detail or sent.reason)
+
+    def _busy(self, pace: str) -> bool:
+        """The staff group is at its limit: what waits for it may be merged."""
+        staff = self.staff_chat_id
+        return pace == Pace.GROUP and staff is not None and self.pacer.group_wait(str(staff)) > 0
 
     async def _blocked(self, lane: str) -> None:
         """A worker blocked the bot: marked, so that nothing more is queued for them."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -32,7 +33,7 @@ class StaffGroup:
     def __init__(self, channel: TelegramChannel) -> None:
         self.channel = channel
 
-    async def carry_out(self, item: Outgoing) -> Sent:
+    async def carry_out(self, item: Outgoing, *, records: Sequence[int] = ()) -> Sent:
         """Carries out one item; what became of it (a topic that cannot be opened fails)."""
         chat = self.channel.staff_chat_id
         if chat is None and item.to == "topic":
@@ -53,6 +54,8 @@ class StaffGroup:
                     chat, item.reply, thread_id=topic, reply_to=item.reply_to
                 )
             await self._record(item, sent.status, staff_message_id=sent.message_id)
+            for record in records:  # the texts merged into this post
+                await self._record_as(record, sent.status, staff_message_id=sent.message_id)
             return sent
         if not await self._still_here(item.worker):
             return Sent("sent")  # forgotten since the turn decided it (a Claim just before /forget)
@@ -181,12 +184,12 @@ class StaffGroup:
             log.info("topic %s: %s", topic, error)
 
     async def _record(self, item: Outgoing, status: str, **message_ids: int | None) -> None:
-        if item.record is None:
-            return
+        if item.record is not None:
+            await self._record_as(item.record, status, **message_ids)
+
+    async def _record_as(self, record: int, status: str, **message_ids: int | None) -> None:
         async with self.channel.sessions() as session, session.begin():
-            await tickets.record_delivery(
-                session, message_id=item.record, status=status, **message_ids
-            )
+            await tickets.record_delivery(session, message_id=record, status=status, **message_ids)
 
 
 def _seconds(error: RetryAfter) -> float:
