@@ -4,10 +4,7 @@ conversation, a repeated update_id, updates stored by a run that died, and kill 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 
 from sqlmodel import select
@@ -16,6 +13,7 @@ from bot.local_bot_api import LocalBotApi
 from db import inbox
 from db.models import Conversation, Person, utcnow
 from tests.conversation import replies, say, texts, wage_complaint
+from tests.processes import hotline_process
 
 
 async def test_a_restart_mid_conversation_continues_at_the_same_question(
@@ -82,22 +80,6 @@ async def test_updates_a_dead_run_stored_are_handled_on_start(
     assert "Choose a language" in texts(await replies(worker))
 
 
-def _hotline_process(api: LocalBotApi, database_url: str) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "TELEGRAM_BOT_TOKEN": api.token,
-        "TELEGRAM_API_BASE_URL": api.base_url,
-        "DATABASE_URL": database_url,
-        "HOTLINE_LOG_LEVEL": "WARNING",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", "run"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-
-
 async def _until(condition, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -109,7 +91,7 @@ async def test_kill_9_after_telegram_was_told_loses_nothing(api: LocalBotApi, da
     """The bot is killed after its getUpdates confirmed the worker's answer to Telegram and
     before the reply went out; the restarted bot still answers it, and the answer is kept."""
     worker = api.user(704, language_code="en")
-    bot = _hotline_process(api, database_url)
+    bot = hotline_process(api, database_url)
     try:
         worker.send("/start")
         assert "Choose a language" in texts(await replies(worker, timeout=30))
@@ -132,7 +114,7 @@ async def test_kill_9_after_telegram_was_told_loses_nothing(api: LocalBotApi, da
             bot.kill()
     # The stalled reply may or may not reach the worker (the server finishes the dead bot's
     # request); either way the restarted bot sends the turn's replies, which were stored.
-    restarted = _hotline_process(api, database_url)
+    restarted = hotline_process(api, database_url)
     try:
         seen = []
         while not any("How can we help?" in m.plain for m in seen):

@@ -10,10 +10,7 @@ surge drains in seconds instead of minutes."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -24,6 +21,7 @@ from bot.local_bot_api import LocalBotApi, TelegramLimits, busiest_window
 from db.models import OutboxItem, OutboxStatus, Person, Ticket, TicketMessage
 from db.staff import register_staff
 from tests.conversation import replies, say, texts, wage_complaint
+from tests.processes import hotline_process
 from tests.test_mediation import STAFF_CHAT, card_of
 
 SPEED = 20  # the staff group's minute lasts three seconds
@@ -170,32 +168,12 @@ async def test_a_topics_order_holds_across_a_restart(api: LocalBotApi, start_hot
     assert firsts == [f"more detail {n}" for n in range(5)]
 
 
-def _hotline_process(api: LocalBotApi, database_url: str) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "TELEGRAM_BOT_TOKEN": api.token,
-        "TELEGRAM_API_BASE_URL": api.base_url,
-        "DATABASE_URL": database_url,
-        "HOTLINE_LOG_LEVEL": "WARNING",
-        "HOTLINE_FLOOD_MESSAGES": "1000",
-        "HOTLINE_CHAT_BURST": "1000",
-        "HOTLINE_CHAT_SENDS_PER_SECOND": "1000",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", "run"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 @pytest.mark.slow
 async def test_kill_9_while_sending_sends_it_again_and_says_so(
     api: LocalBotApi, database_url: str
 ) -> None:
     worker = api.user(5501, language_code="en")
-    bot = _hotline_process(api, database_url)
+    bot = hotline_process(api, database_url)
     try:
         worker.send("/start")
         assert "Choose a language" in texts(await replies(worker, timeout=30))
@@ -208,7 +186,7 @@ async def test_kill_9_while_sending_sends_it_again_and_says_so(
         if bot.poll() is None:
             bot.kill()
     api.release("sendMessage")  # whether Telegram took the dead bot's call, nobody knows
-    restarted = _hotline_process(api, database_url)
+    restarted = hotline_process(api, database_url)
     try:
         answer = "I will write to you in English"
         assert answer in texts(await replies(worker, timeout=30))

@@ -5,10 +5,7 @@ again in its lane, and once given up the worker is told once and the staff group
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 
 import pytest
 from sqlmodel import select
@@ -18,6 +15,7 @@ from bot.local_bot_api import LocalBotApi
 from db.models import InboxStatus, InboxUpdate, Ticket
 from db.staff import register_staff
 from tests.conversation import file_complaint, replies, say, texts, wage_complaint
+from tests.processes import hotline_process
 
 STAFF_CHAT = -1004455667
 SORRY = "Sorry, something went wrong on our side"
@@ -97,24 +95,6 @@ async def test_a_topic_request_that_opened_nothing_is_made_again(
     assert (await ticket_of(hotline, reference)).topic_id == thread
 
 
-def _hotline_process(api: LocalBotApi, database_url: str) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "TELEGRAM_BOT_TOKEN": api.token,
-        "TELEGRAM_API_BASE_URL": api.base_url,
-        "DATABASE_URL": database_url,
-        "HOTLINE_STAFF_CHAT_ID": str(STAFF_CHAT),
-        "HOTLINE_LOG_LEVEL": "WARNING",
-        "HOTLINE_FLOOD_MESSAGES": "1000",  # tests answer faster than people
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", "run"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 async def test_kill_9_between_opening_a_topic_and_storing_it_opens_one_topic(
     api: LocalBotApi, database_url
 ) -> None:
@@ -122,7 +102,7 @@ async def test_kill_9_between_opening_a_topic_and_storing_it_opens_one_topic(
     was stored; the restarted bot carries out the stored card into that same topic."""
     forum = api.forum(STAFF_CHAT, "Hotline staff")
     worker = api.user(2102, language_code="en")
-    bot = _hotline_process(api, database_url)
+    bot = hotline_process(api, database_url, HOTLINE_STAFF_CHAT_ID=str(STAFF_CHAT))
     try:
         worker.send("/start")
         assert "Choose a language" in texts(await replies(worker, timeout=30))
@@ -144,7 +124,7 @@ async def test_kill_9_between_opening_a_topic_and_storing_it_opens_one_topic(
         await asyncio.sleep(0.05)
     [thread] = forum.topics
     assert cards(forum) == [], "the card had not been posted"
-    restarted = _hotline_process(api, database_url)
+    restarted = hotline_process(api, database_url, HOTLINE_STAFF_CHAT_ID=str(STAFF_CHAT))
     try:
         for _ in range(600):
             if cards(forum):
