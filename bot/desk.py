@@ -15,13 +15,14 @@ from bot import failed_turns
 from bot.delivery.items import enqueue, to_outgoing, to_staff
 from bot.delivery.pacing import Paces
 from bot.log_redaction import person_tag
-from bot.messages import Inbound, Reply, TurnResult
+from bot.turn_results import TurnResult
 from content.catalog import Catalog
 from db import inbox
 from db.models import Person, utcnow
 from db.staff import find_staff
 from db.tickets import ticket_by_id, ticket_by_topic
 from handlers.mediation import staff_texts
+from handlers.messages import Inbound, Reply
 from handlers.staff import StaffTurn, from_staff
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,12 @@ class StaffDesk:
         try:
             async with self.sessions() as session, session.begin():
                 turn = await self._begin(session, inbound)
+                if turn.staff is None:
+                    log.warning(
+                        "refused %s from %s (not registered staff) in the staff group",
+                        inbound.kind,
+                        person_tag(inbound.person_id),
+                    )
                 await from_staff(turn)
                 # Replies in a ticket's topic keep their place among the ticket's posts.
                 in_topic = turn.ticket is not None and turn.ticket.topic_id == inbound.thread_id

@@ -26,7 +26,7 @@ from bot.desk import StaffDesk
 from bot.flood import Flood, FloodGate
 from bot.log_redaction import person_tag
 from bot.matching import match_choice
-from bot.messages import Choice, Hold, Inbound, InboundKind, Reply, TurnResult
+from bot.turn_results import Hold, TurnResult
 from content.catalog import Catalog
 from db import conversations, inbox, outbox, people
 from db.conversations import SavedConversation
@@ -34,6 +34,7 @@ from db.models import Person, utcnow
 from db.outbox import chat_lane
 from db.session import erase_traces
 from handlers.flow import END, FINISHED, NEXT, STAY, Flow, Goto, Outcome, Step, Turn
+from handlers.messages import Choice, Inbound, InboundKind, Reply
 
 log = logging.getLogger(__name__)
 

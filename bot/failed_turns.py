@@ -20,11 +20,11 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.messages import Reply
 from content.catalog import Catalog
 from db import inbox
 from db.models import InboxStatus
 from handlers.mediation import staff_texts
+from handlers.messages import Reply
 
 log = logging.getLogger(__name__)
 

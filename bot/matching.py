@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from bot.messages import Choice
+from handlers.messages import Choice
 
 CHINESE_NUMERALS = {
     "一": 1,

@@ -14,10 +14,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.delivery.items import enqueue, to_outgoing
 from bot.delivery.sender import Queued
-from bot.messages import Outgoing
 from content.catalog import Catalog
 from db.models import Ticket, TicketStatus, utcnow
 from handlers.mediation import notice_in_topic
+from handlers.messages import Outgoing
 
 CHANNEL = "telegram"  # the staff group is on Telegram
 

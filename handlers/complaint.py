@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-from bot.messages import Choice
 from db.models import TicketKind
 from db.tickets import count_open_tickets, open_ticket
 from handlers.flow import FINISHED, MENU, NEXT, STAY, Flow, Outcome, Turn
 from handlers.mediation import post_card
+from handlers.messages import Choice
 from handlers.office_hours import say_if_after_hours
 
 complaint = Flow("complaint", commands=["complaint"], keeps_draft=True)

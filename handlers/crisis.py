@@ -4,10 +4,10 @@ the staff group an urgent alert on the worker's open ticket, or on a new urgent 
 
 from __future__ import annotations
 
-from bot.messages import Reply
 from db.tickets import tickets_to_write_to
 from handlers.flow import Turn
 from handlers.mediation import notice_in_topic, relay_from_worker
+from handlers.messages import Reply
 from handlers.talk import message_of, open_talk_ticket
 
 

@@ -4,10 +4,10 @@ at the time, but only while the ticket stands resolved."""
 
 from __future__ import annotations
 
-from bot.messages import Choice, Reply
 from db.models import Ticket, TicketStatus
 from db.tickets import ticket_events, ticket_of
 from handlers.flow import Turn
+from handlers.messages import Choice, Reply
 
 RATINGS = ("1", "2", "3", "4", "5")
 

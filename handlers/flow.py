@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.messages import Choice, Inbound, Outgoing, Reply
 from content.catalog import Catalog, Translator
 from db.models import Person
+from handlers.messages import Choice, Inbound, Outgoing, Reply
 
 Expects = Literal["choice", "text", "media", "any"]
 

@@ -13,7 +13,6 @@ from typing import Any, Protocol
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.messages import Choice, Inbound, Outgoing, Reply
 from content.catalog import Catalog, Translator
 from db import tickets as ticket_queries
 from db.models import (
@@ -25,6 +24,7 @@ from db.models import (
     TicketMessage,
     TicketStatus,
 )
+from handlers.messages import Choice, Inbound, Outgoing, Reply
 
 CARD_ACTIONS = ("claim", "refer", "resolve", "close")
 SIGNED = "mediation.signed"

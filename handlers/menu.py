@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.messages import Choice
 from handlers.flow import Flow, Goto, Outcome, Turn
+from handlers.messages import Choice
 from handlers.talk import write_to_counsellor
 
 menu = Flow("menu")

@@ -13,8 +13,6 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.log_redaction import person_tag
-from bot.messages import Choice, Inbound, InboundKind, Outgoing, Reply
 from content.catalog import Catalog, Translator
 from db import outbox
 from db import staff as registry
@@ -30,6 +28,7 @@ from db.models import (
 from db.outbox import Rates
 from db.tickets import add_ticket_message, lock_ticket
 from handlers.mediation import relay_from_staff, set_status, tell_worker
+from handlers.messages import Choice, Inbound, InboundKind, Outgoing, Reply
 
 log = logging.getLogger(__name__)
 NOTE_PREFIX = "!"
@@ -58,12 +57,7 @@ class StaffTurn:
 
 async def from_staff(turn: StaffTurn) -> None:
     inbound = turn.inbound
-    if turn.staff is None:
-        log.warning(
-            "refused %s from %s (not registered staff) in the staff group",
-            inbound.kind,
-            person_tag(inbound.person_id),
-        )
+    if turn.staff is None:  # bot/desk.py logs the refusal
         if inbound.kind is InboundKind.CHOICE:
             turn.alert = str(turn.t("staff.not_registered"))
         elif turn.ticket is not None or inbound.kind is InboundKind.COMMAND:

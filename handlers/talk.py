@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bot.messages import Choice
 from db.models import OPEN_STATUSES, Ticket, TicketKind, TicketStatus
 from db.tickets import (
     count_open_tickets,
@@ -28,6 +27,7 @@ from handlers.mediation import (
     reopenable,
     set_status,
 )
+from handlers.messages import Choice
 from handlers.office_hours import say_if_after_hours
 
 talk = Flow("talk", commands=["talk"])

@@ -3,11 +3,11 @@ withdraws it. Every lookup goes through the worker's own id."""
 
 from __future__ import annotations
 
-from bot.messages import Choice
 from db.models import OPEN_STATUSES, Ticket, TicketStatus
 from db.tickets import ticket_of, tickets_of
 from handlers.flow import FINISHED, MENU, STAY, Flow, Outcome, Turn
 from handlers.mediation import set_status
+from handlers.messages import Choice
 from handlers.talk import message_of, pass_on
 
 tickets = Flow("tickets", commands=["mytickets", "tickets"])

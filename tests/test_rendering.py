@@ -16,9 +16,9 @@ from telegram.error import BadRequest
 from bot.channels.telegram.rendering import split_text, telegram_length
 from bot.local_bot_api import LocalBotApi
 from bot.local_bot_api.formatting import parse_html, strip_text, utf16_len
-from bot.messages import Choice, Reply
 from db.models import Delivery, Direction, TicketMessage
 from db.staff import register_staff
+from handlers.messages import Choice, Reply
 from tests.conversation import replies, say
 
 STAFF_CHAT = -1002345678

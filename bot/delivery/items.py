@@ -8,10 +8,10 @@ from datetime import datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.delivery.sender import Queued
-from bot.messages import Outgoing, Reply
 from db import outbox
 from db.models import Pace
 from db.outbox import NewItem, chat_lane, group_lane, topic_lane
+from handlers.messages import Outgoing, Reply
 
 
 async def enqueue(

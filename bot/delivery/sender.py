@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.delivery.marks import Batcher
-from bot.messages import Reply, gathered
+from bot.turn_results import gathered
 from db import outbox
 from db.models import OutboxItem, OutboxStatus, Pace, utcnow
+from handlers.messages import Reply
 
 log = logging.getLogger(__name__)
 

@@ -39,10 +39,10 @@ from bot.done_marks import DoneMarks
 from bot.engine import Engine
 from bot.lanes import Lanes
 from bot.log_redaction import person_tag
-from bot.messages import Inbound, Outgoing, Reply
 from bot.settings import Settings
 from db import inbox, people, tickets
 from db.models import InboxStatus, InboxUpdate, Pace, utcnow
+from handlers.messages import Inbound, Outgoing, Reply
 
 log = logging.getLogger(__name__)
 

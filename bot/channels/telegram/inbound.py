@@ -7,7 +7,7 @@ import re
 
 from telegram import Message, Update
 
-from bot.messages import Inbound, InboundKind, Media
+from handlers.messages import Inbound, InboundKind, Media
 
 CHANNEL = "telegram"
 CHOICE_SEPARATOR = "|"  # callback data: "<question tag>|<choice key>"

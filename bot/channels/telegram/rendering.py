@@ -10,7 +10,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
 from telegram.constants import MessageLimit
 
 from bot.channels.telegram.inbound import CHOICE_SEPARATOR
-from bot.messages import Choice, Reply
+from handlers.messages import Choice, Reply
 
 
 def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:

@@ -14,9 +14,9 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.channels.telegram.inbound import CHANNEL
 from bot.channels.telegram.sent import Sent
-from bot.messages import Outgoing, Reply
 from db import people, tickets
 from db.models import Ticket, utcnow
+from handlers.messages import Outgoing, Reply
 
 if TYPE_CHECKING:
     from bot.channels.telegram.channel import TelegramChannel

@@ -1,15 +1,15 @@
-"""The channel-free shapes that cross the seam between a channel adapter and the engine.
+"""The channel-free shapes that cross the seam: what a channel hands the engine (`Inbound`),
+what a turn answers (`Reply`, with its `Choice`s) and sends beyond (`Outgoing`).
 
 A channel turns its updates into `Inbound` and renders `Reply`; nothing past this seam knows
-whether the person is on Telegram, WeChat or a web chat.
+whether the person is on Telegram, WeChat or a web chat. They live here, beside the handlers
+that read and make them, so that handlers need nothing from bot/.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 
 class InboundKind(StrEnum):
@@ -134,31 +134,3 @@ class Outgoing:
         for name in ("reply", "on_failure", "as_text"):
             values[name] = Reply.from_dict(values[name]) if values.get(name) else None
         return cls(**values)
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    """A flood changed how long a lane's held replies wait: until `until`, or no longer."""
-
-    lane: str
-    until: datetime | None
-
-
-@dataclass(slots=True)
-class TurnResult:
-    """What a channel does after a turn committed: hand `queued` (outbox rows, written with
-    the turn) to its sender; send `replies` itself only when the turn could not commit."""
-
-    replies: list[Reply]
-    queued: list[Any] = field(default_factory=list)  # bot.delivery.sender.Queued
-    alert: str | None = None  # the answer to a pressed button, shown as a pop-up
-    hold: Hold | None = None
-    erased: bool = False  # the person was forgotten: erase what the storage keeps besides
-
-
-def gathered(replies: list[Reply]) -> Reply:
-    """Replies held back by a flood, as one message: every text in order, and the buttons of
-    the last, the only question still open (a channel splits what is too long)."""
-    last = replies[-1]
-    text = "\n\n".join(r.text for r in replies)
-    return Reply(text, last.choices, last.choice_tag, any(r.urgent for r in replies))
