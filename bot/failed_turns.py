@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.delivery.items import enqueue, to_staff
+from bot.delivery.sender import Queued
 from content.catalog import Catalog
 from db import inbox
-from db.models import InboxStatus
+from db.models import InboxStatus, utcnow
 from handlers.mediation import staff_texts
 from handlers.messages import Reply
 
@@ -58,8 +60,8 @@ async def try_again(sessions: async_sessionmaker[AsyncSession], receipt: int | N
 
 
 class FailureAlerts:
-    """Posts the alerts of given-up rows, each once it was posted (a failed post is tried
-    again next round)."""
+    """Queues the alerts of given-up rows in the outbox, each marked alerted in the same
+    transaction: an alert is neither lost nor repeated, whatever happens after."""
 
     def __init__(
         self,
@@ -71,20 +73,21 @@ class FailureAlerts:
         self.sessions = sessions
         self.catalog = catalog
         self.clock = clock
-        self._posting = asyncio.Lock()  # the job and a direct call never post one alert twice
+        self._posting = asyncio.Lock()  # the job and a direct call never queue one alert twice
 
-    async def post(self, send: Callable[[Reply], Awaitable[bool]]) -> int:
-        """Sends an alert for each given-up row not yet alerted; returns how many went out."""
-        async with self._posting:
-            async with self.sessions() as session:
-                rows = await inbox.failed_unalerted(session)
+    async def queue(self, channel: str) -> list[Queued]:
+        """Alerts for each given-up row not yet alerted, into the staff group's General
+        topic; returns the outbox rows for the sender."""
+        async with self._posting, self.sessions() as session, session.begin():
+            rows = await inbox.failed_unalerted(session)
             t = staff_texts(self.catalog)
-            posted = 0
-            for row_id, channel, attempts in rows:
-                alert = t("failures.alert", row=row_id, channel=channel, attempts=attempts)
-                if not await send(Reply(str(alert))):
-                    break
-                async with self.sessions() as session, session.begin():
-                    await inbox.mark_alerted(session, row_id=row_id, now=self.clock())
-                posted += 1
-            return posted
+            alerts = []
+            for row_id, row_channel, attempts in rows:
+                alerts.append(
+                    Reply(
+                        str(t("failures.alert", row=row_id, channel=row_channel, attempts=attempts))
+                    )
+                )
+                await inbox.mark_alerted(session, row_id=row_id, now=self.clock())
+            items = to_staff(channel, alerts, thread_id=None, ticket_id=None)
+            return await enqueue(session, items, now=utcnow())

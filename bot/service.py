@@ -9,7 +9,7 @@ import signal
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from bot.channels.telegram import TelegramChannel, build_application, build_pacer
+from bot.channels.telegram import CHANNEL, TelegramChannel, build_application, build_pacer
 from bot.desk import StaffDesk
 from bot.engine import Engine
 from bot.failed_turns import FailureAlerts
@@ -113,16 +113,13 @@ class Hotline:
         return len(due)
 
     async def alert_failures(self) -> int:
-        """Alerts the staff group's General topic of each given-up turn not yet alerted;
-        returns how many alerts went out."""
-        chat = self.settings.staff_chat_id
-        if chat is None:
+        """Queues an alert in the staff group's General topic for each given-up turn not yet
+        alerted; returns how many."""
+        if self.settings.staff_chat_id is None:
             return 0
-
-        async def post(alert) -> bool:
-            return (await self.telegram.send(chat, alert)).status == "sent"
-
-        return await self.failures.post(post)
+        queued = await self.failures.queue(CHANNEL)
+        self.telegram.sender.wake(queued)
+        return len(queued)
 
     async def _alert_failures(self, _context) -> None:
         try:
