@@ -10,10 +10,8 @@ from sqlmodel import select
 from bot.channels.telegram.inbound import clean_text
 from bot.local_bot_api import LocalBotApi
 from db.models import InboxStatus, InboxUpdate, Person, Ticket, TicketMessage
-from db.staff import register_staff
 from tests.conversation import say, texts
-
-STAFF_CHAT = -1003456789
+from tests.desk import COUNSELLOR_LI, start_desk
 
 
 def test_control_characters_are_removed_and_lone_surrogates_replaced() -> None:
@@ -24,12 +22,7 @@ def test_control_characters_are_removed_and_lone_surrogates_replaced() -> None:
 
 
 async def test_a_nul_in_a_crisis_message_still_brings_help(api: LocalBotApi, start_hotline) -> None:
-    forum = api.forum(STAFF_CHAT, "Hotline staff")
-    hotline = await start_hotline(staff_chat_id=STAFF_CHAT)
-    async with hotline.sessions() as session, session.begin():
-        await register_staff(
-            session, channel="telegram", external_id="771", role="counsellor", alias="Counsellor Li"
-        )
+    hotline, forum = await start_desk(api, start_hotline, COUNSELLOR_LI)
     worker = api.user(4101, "Wang\x00 Fang\x1b", username="wang\x00fang", language_code="zh-hans")
     for answer in ("/start", "中文", "找工作人员聊聊", "同意"):
         await say(worker, answer)

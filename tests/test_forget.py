@@ -15,9 +15,9 @@ from sqlalchemy.engine import make_url
 from bot.local_bot_api import LocalBotApi
 from db import inbox
 from db.models import InboxStatus, InboxUpdate, SQLModel, utcnow
-from db.staff import register_staff
 from tests.conversation import replies, say, texts
-from tests.test_mediation import STAFF_CHAT, card_of, settle
+from tests.desk import COUNSELLOR_LI, start_desk
+from tests.test_mediation import card_of, settle
 
 WORKER_ID = 7310042
 SECRETS = {
@@ -47,13 +47,19 @@ def found_in(haystack: str) -> list[str]:
     return [what for what, secret in SECRETS.items() if secret in haystack]
 
 
-async def a_case_claimed_and_talked_over(api: LocalBotApi, start_hotline):
-    forum = api.forum(STAFF_CHAT, "Hotline staff")
-    hotline = await start_hotline(staff_chat_id=STAFF_CHAT)
+async def inbox_rows(hotline) -> list:
+    async with hotline.sessions() as session:
+        return list((await session.exec(InboxUpdate.__table__.select())).all())
+
+
+async def rewrite(hotline, row, **values) -> None:
+    """Writes over an inbox row, to make it look received long ago."""
     async with hotline.sessions() as session, session.begin():
-        await register_staff(
-            session, channel="telegram", external_id="771", role="counsellor", alias="Counsellor Li"
-        )
+        await session.exec(update(InboxUpdate).where(InboxUpdate.id == row.id).values(**values))
+
+
+async def a_case_claimed_and_talked_over(api: LocalBotApi, start_hotline):
+    hotline, forum = await start_desk(api, start_hotline, COUNSELLOR_LI)
     li = api.user(771, "Li")
     worker = api.user(
         WORKER_ID,
@@ -127,8 +133,7 @@ async def test_done_updates_keep_only_what_dedup_needs(api: LocalBotApi, hotline
     await say(worker, "/start")
     await say(worker, "English")
     await asyncio.sleep(0.3)  # the done marks are written in batches
-    async with hotline.sessions() as session:
-        rows = (await session.exec(InboxUpdate.__table__.select())).all()
+    rows = await inbox_rows(hotline)
     assert len(rows) == 2
     assert all(row.status == "done" and row.payload == {} and row.person_key == "" for row in rows)
     assert all(row.replies is None and row.outgoing is None for row in rows)
@@ -139,16 +144,10 @@ async def test_old_dedup_keys_are_deleted(api: LocalBotApi, hotline) -> None:
     await say(worker, "/start")
     await say(worker, "English")
     await asyncio.sleep(0.3)
-    async with hotline.sessions() as session, session.begin():
-        oldest = (await session.exec(InboxUpdate.__table__.select())).first()
-        await session.exec(
-            update(InboxUpdate)
-            .where(InboxUpdate.id == oldest.id)
-            .values(received_at=utcnow() - inbox.DEDUP_WINDOW - timedelta(minutes=1))
-        )
+    oldest = (await inbox_rows(hotline))[0]
+    await rewrite(hotline, oldest, received_at=utcnow() - inbox.DEDUP_WINDOW - timedelta(minutes=1))
     assert await hotline.prune_inbox() == 1
-    async with hotline.sessions() as session:
-        left = (await session.exec(InboxUpdate.__table__.select())).all()
+    left = await inbox_rows(hotline)
     assert [row.id for row in left] != [oldest.id] and len(left) == 1
 
 
@@ -160,13 +159,8 @@ async def test_an_update_id_telegram_reuses_after_a_week_is_a_new_update(
     worker = api.user(7310045, language_code="en")
     await say(worker, "/start")
     await asyncio.sleep(0.3)
-    async with hotline.sessions() as session, session.begin():
-        old = (await session.exec(InboxUpdate.__table__.select())).one()
-        await session.exec(
-            update(InboxUpdate)
-            .where(InboxUpdate.id == old.id)
-            .values(received_at=utcnow() - timedelta(days=8), status=InboxStatus.DONE)
-        )
+    [old] = await inbox_rows(hotline)
+    await rewrite(hotline, old, received_at=utcnow() - timedelta(days=8), status=InboxStatus.DONE)
     message = worker.compose(worker.user, {"text": "English"})
     api.push_update({"update_id": old.update_id, "message": message})
     assert "I will write to you in English" in texts(await replies(worker))

@@ -14,10 +14,9 @@ from bot.cli import QUIET_LOGGERS, configure_logging
 from bot.log_redaction import MASK
 from db.models import Person
 from db.session import create_engine, session_factory
-from db.staff import register_staff
 from tests.conversation import file_complaint, say
+from tests.desk import COUNSELLOR_LI, start_desk
 
-STAFF_CHAT = -1004567890
 SEPARATOR = "\x1e"  # between records, so that a record's traceback stays with it
 
 
@@ -48,12 +47,7 @@ def records(stream: io.StringIO, *, at_least: int = logging.DEBUG) -> list[str]:
 async def test_debug_logs_hide_the_token_and_info_logs_hide_people(
     api, start_hotline, captured
 ) -> None:
-    forum = api.forum(STAFF_CHAT, "Hotline staff")
-    hotline = await start_hotline(staff_chat_id=STAFF_CHAT)
-    async with hotline.sessions() as session, session.begin():
-        await register_staff(
-            session, channel="telegram", external_id="771", role="counsellor", alias="Counsellor Li"
-        )
+    hotline, forum = await start_desk(api, start_hotline, COUNSELLOR_LI)
     worker = api.user(5101, "Meiling", username="meiling_w", language_code="en")
     await file_complaint(
         worker, employer="Golden Harvest Textiles", phone="13812345678", anonymous=False

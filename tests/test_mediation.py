@@ -10,28 +10,15 @@ from sqlmodel import select
 
 from bot.local_bot_api import LocalBotApi
 from db.models import Delivery, Direction, Ticket, TicketEvent, TicketMessage
-from db.staff import register_staff
 from tests import conversation
 from tests.conversation import say, texts
-
-STAFF_CHAT = -1001234567
+from tests.desk import ADMIN_WU, COUNSELLOR_LI, COUNSELLOR_ZHOU, STAFF_CHAT, start_desk
 
 
 @pytest.fixture
 async def desk(api: LocalBotApi, start_hotline):
     """A running hotline with a staff forum and two registered counsellors and an admin."""
-    forum = api.forum(STAFF_CHAT, "Hotline staff")
-    hotline = await start_hotline(staff_chat_id=STAFF_CHAT)
-    async with hotline.sessions() as session, session.begin():
-        for user_id, role, alias in (
-            (771, "counsellor", "Counsellor Li"),
-            (772, "counsellor", "Counsellor Zhou"),
-            (779, "admin", "Admin Wu"),
-        ):
-            await register_staff(
-                session, channel="telegram", external_id=str(user_id), role=role, alias=alias
-            )
-    return hotline, forum
+    return await start_desk(api, start_hotline, COUNSELLOR_LI, COUNSELLOR_ZHOU, ADMIN_WU)
 
 
 async def file_complaint(worker, *, anonymous: bool = True, photo: bool = True) -> str:

@@ -19,10 +19,10 @@ from sqlmodel import select
 from bot.delivery.pacing import Pacer, Paces
 from bot.local_bot_api import LocalBotApi, TelegramLimits, busiest_window
 from db.models import OutboxItem, OutboxStatus, Person, Ticket, TicketMessage
-from db.staff import register_staff
+from tests import desk
 from tests.conversation import replies, say, texts, wage_complaint
 from tests.processes import hotline_process
-from tests.test_mediation import STAFF_CHAT, card_of
+from tests.test_mediation import card_of
 
 SPEED = 20  # the staff group's minute lasts three seconds
 
@@ -40,17 +40,13 @@ async def limited_api():
 
 
 async def start_desk(api: LocalBotApi, start_hotline, **settings):
-    forum = api.forum(STAFF_CHAT, "Hotline staff")
-    hotline = await start_hotline(staff_chat_id=STAFF_CHAT, **settings)
+    hotline, forum = await desk.start_desk(api, start_hotline, **settings)
     # The hotline paces the group by the same sped-up minute; its margin for the time between
     # taking a slot and the message arriving stays a quarter of a second, not a twentieth.
     hotline.telegram.pacer = Pacer(
         Paces(chat_burst=1000, chat_per_second=1000, group_window=60 / SPEED + 0.25)
     )
-    async with hotline.sessions() as session, session.begin():
-        await register_staff(
-            session, channel="telegram", external_id="771", role="counsellor", alias="Counsellor Li"
-        )
+    await desk.register(hotline, desk.COUNSELLOR_LI)
     return hotline, forum
 
 
@@ -89,7 +85,7 @@ async def test_a_surge_of_complaints_waits_on_the_staff_group_not_on_each_other(
     for card in cards:  # each card is the first message of its own topic
         assert forum.topic_messages(card.message_thread_id)[0] is card
     assert api.rate_limited == [], "the hotline kept Telegram's pace: nothing was refused"
-    assert busiest_window(api.sent_at[STAFF_CHAT], 60.0) <= 20
+    assert busiest_window(api.sent_at[desk.STAFF_CHAT], 60.0) <= 20
 
 
 async def test_a_429_on_the_staff_group_does_not_hold_up_the_workers(

@@ -12,24 +12,17 @@ from sqlmodel import select
 
 from bot.local_bot_api import LocalBotApi
 from db.models import Ticket, TicketEvent
-from db.staff import register_staff
 from tests import conversation
 from tests.conversation import say, texts
+from tests.desk import COUNSELLOR_LI, start_desk
 
-STAFF_CHAT = -1002024001
 ROUNDS = 5
 CLAIMED_NOTICE = "is now handling your case"
 
 
 @pytest.fixture
 async def desk(api: LocalBotApi, start_hotline):
-    forum = api.forum(STAFF_CHAT, "Hotline staff")
-    hotline = await start_hotline(staff_chat_id=STAFF_CHAT)
-    async with hotline.sessions() as session, session.begin():
-        await register_staff(
-            session, channel="telegram", external_id="771", role="counsellor", alias="Counsellor Li"
-        )
-    return hotline, forum
+    return await start_desk(api, start_hotline, COUNSELLOR_LI)
 
 
 async def idle(api: LocalBotApi) -> None:

@@ -13,11 +13,10 @@ from sqlmodel import select
 from bot import failed_turns
 from bot.local_bot_api import LocalBotApi
 from db.models import InboxStatus, InboxUpdate, Ticket
-from db.staff import register_staff
 from tests.conversation import file_complaint, replies, say, texts, wage_complaint
+from tests.desk import STAFF_CHAT, start_desk
 from tests.processes import hotline_process
 
-STAFF_CHAT = -1004455667
 SORRY = "Sorry, something went wrong on our side"
 
 
@@ -40,6 +39,14 @@ def cards(forum) -> list:
     return [m for m in forum.messages if "认领" in m.button_texts]
 
 
+async def a_card_is_up(forum, *, seconds: float = 5.0) -> None:
+    """Waits, for `seconds` at the most, until a ticket's card is in the staff group."""
+    for _ in range(round(seconds / 0.05)):
+        if cards(forum):
+            return
+        await asyncio.sleep(0.05)
+
+
 # -- a topic opened once ----------------------------------------------------------------------
 
 
@@ -48,8 +55,7 @@ async def test_a_topic_whose_answer_was_lost_is_claimed_not_opened_again(
 ) -> None:
     """Telegram opens the topic but the answer is a 500: the bot learns the topic from its
     service message instead of opening a second one, and the card goes into it."""
-    forum = api.forum(STAFF_CHAT, "Hotline staff")
-    hotline = await start_hotline(staff_chat_id=STAFF_CHAT)
+    hotline, forum = await start_desk(api, start_hotline)
     answers_lost = []
 
     def lose_the_first_answer(params: dict, result: dict | None) -> None:
@@ -60,10 +66,7 @@ async def test_a_topic_whose_answer_was_lost_is_claimed_not_opened_again(
     api.on_call("createForumTopic", lose_the_first_answer)
     worker = api.user(2101, language_code="en")
     reference = await file_complaint(worker, photo=None)
-    for _ in range(100):
-        if cards(forum):
-            break
-        await asyncio.sleep(0.05)
+    await a_card_is_up(forum)
     await asyncio.sleep(0.3)
     assert answers_lost, "the first createForumTopic answer was lost"
     [thread] = forum.topics
@@ -79,15 +82,11 @@ async def test_a_topic_request_that_opened_nothing_is_made_again(
 ) -> None:
     """A 502 before Telegram did anything: no service message comes, so the bot asks again
     (once the poller has shown there is none) and the card is not lost."""
-    forum = api.forum(STAFF_CHAT, "Hotline staff")
-    hotline = await start_hotline(staff_chat_id=STAFF_CHAT)
+    hotline, forum = await start_desk(api, start_hotline)
     api.fail("createForumTopic", status=502)
     worker = api.user(2106, language_code="en")
     reference = await file_complaint(worker, photo=None)
-    for _ in range(100):
-        if cards(forum):
-            break
-        await asyncio.sleep(0.05)
+    await a_card_is_up(forum)
     await asyncio.sleep(0.3)
     [thread] = forum.topics
     assert [card.message_thread_id for card in cards(forum)] == [thread]
@@ -126,10 +125,7 @@ async def test_kill_9_between_opening_a_topic_and_storing_it_opens_one_topic(
     assert cards(forum) == [], "the card had not been posted"
     restarted = hotline_process(api, database_url, HOTLINE_STAFF_CHAT_ID=str(STAFF_CHAT))
     try:
-        for _ in range(600):
-            if cards(forum):
-                break
-            await asyncio.sleep(0.05)
+        await a_card_is_up(forum, seconds=30)  # a new process: it starts first
         await forum.quiet(1.0)
         assert list(forum.topics) == [thread], "one topic for the ticket"
         [card] = cards(forum)
@@ -183,8 +179,7 @@ async def test_a_turn_failing_fewer_times_than_the_limit_is_answered_in_order(
 async def test_a_turn_that_keeps_failing_is_given_up_once_and_the_staff_alerted(
     api: LocalBotApi, start_hotline
 ) -> None:
-    forum = api.forum(STAFF_CHAT, "Hotline staff")
-    hotline = await start_hotline(staff_chat_id=STAFF_CHAT)
+    hotline, forum = await start_desk(api, start_hotline)
     worker = api.user(2104, "Zhang Private", language_code="en")
     await say(worker, "/start")
     failures = failing(hotline, "English", failed_turns.TURN_ATTEMPTS)
@@ -202,6 +197,7 @@ async def test_a_turn_that_keeps_failing_is_given_up_once_and_the_staff_alerted(
     assert hotline.application.job_queue.get_jobs_by_name("failure-alerts"), "checked often"
     assert await hotline.alert_failures() == 1
     assert await hotline.alert_failures() == 0, "alerted once"
+    assert await hotline.telegram.sender.idle()
     [alert] = [m for m in forum.messages if "收件箱" in (m.plain or "")]
     assert alert.message_thread_id is None, "in the General topic"
     assert f"收件箱第 {failed.id} 条" in alert.plain and "telegram" in alert.plain
@@ -213,19 +209,11 @@ async def test_a_staff_update_that_keeps_failing_is_given_up_and_alerted(
 ) -> None:
     import bot.desk
 
-    forum = api.forum(STAFF_CHAT, "Hotline staff")
-    hotline = await start_hotline(staff_chat_id=STAFF_CHAT)
-    async with hotline.sessions() as session, session.begin():
-        await register_staff(
-            session, channel="telegram", external_id="2171", role="counsellor", alias="Li"
-        )
+    hotline, forum = await start_desk(api, start_hotline, (2171, "counsellor", "Li"))
     li = api.user(2171, "Li")
     worker = api.user(2105, language_code="en")
     await file_complaint(worker, photo=None)
-    for _ in range(100):
-        if cards(forum):
-            break
-        await asyncio.sleep(0.05)
+    await a_card_is_up(forum)
     [thread] = forum.topics
     real = bot.desk.from_staff
     failures: list[str] = []
@@ -247,5 +235,6 @@ async def test_a_staff_update_that_keeps_failing_is_given_up_and_alerted(
     assert sum("系统出了点问题" in text for text in in_topic) == 1
     assert len(failures) == failed_turns.TURN_ATTEMPTS
     assert await hotline.alert_failures() == 1
+    assert await hotline.telegram.sender.idle()
     [alert] = [m for m in forum.messages if "收件箱" in (m.plain or "")]
     assert alert.message_thread_id is None

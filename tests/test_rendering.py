@@ -17,11 +17,10 @@ from bot.channels.telegram.rendering import split_text, telegram_length
 from bot.local_bot_api import LocalBotApi
 from bot.local_bot_api.formatting import parse_html, strip_text, utf16_len
 from db.models import Delivery, Direction, TicketMessage
-from db.staff import register_staff
 from handlers.messages import Choice, Reply
 from tests.conversation import replies, say
+from tests.desk import COUNSELLOR_LI, start_desk
 
-STAFF_CHAT = -1002345678
 # A worker's words full of what HTML escapes (& < > " '), with Chinese and an emoji: as HTML
 # about three and a half times as long as what Telegram counts.
 STORY_WORDS = "工资&&<<>>\"\"''😀 "
@@ -84,13 +83,7 @@ async def test_the_local_server_counts_like_telegram(api: LocalBotApi) -> None:
 
 @pytest.fixture
 async def desk(api: LocalBotApi, start_hotline):
-    forum = api.forum(STAFF_CHAT, "Hotline staff")
-    hotline = await start_hotline(staff_chat_id=STAFF_CHAT)
-    async with hotline.sessions() as session, session.begin():
-        await register_staff(
-            session, channel="telegram", external_id="771", role="counsellor", alias="Counsellor Li"
-        )
-    return hotline, forum
+    return await start_desk(api, start_hotline, COUNSELLOR_LI)
 
 
 async def walk_to_review(worker, story_parts: list[str]) -> list:

@@ -15,12 +15,10 @@ from db import outbox
 from db.models import OutboxStatus, Pace, utcnow
 from db.outbox import NewItem, chat_lane, group_lane, topic_lane
 from db.session import create_engine, session_factory
-from db.staff import register_staff
 from tests.conftest import OfficeClock
 from tests.conversation import file_complaint
+from tests.desk import start_desk
 from tests.test_cli import hotline as run_cli
-
-STAFF_CHAT = -1001234568
 
 
 def rows(pace: str, lane: str, count: int = 1) -> list[NewItem]:
@@ -125,13 +123,8 @@ async def test_hotline_status_of_an_empty_outbox(database_url) -> None:
 @pytest.fixture
 async def staff_group(api: LocalBotApi, start_hotline):
     """A running hotline (its clock the test's), a staff forum and one counsellor, 771."""
-    forum = api.forum(STAFF_CHAT, "Hotline staff")
     clock = OfficeClock()
-    hotline = await start_hotline(clock=clock, staff_chat_id=STAFF_CHAT)
-    async with hotline.sessions() as session, session.begin():
-        await register_staff(
-            session, channel="telegram", external_id="771", role="counsellor", alias="Li"
-        )
+    hotline, forum = await start_desk(api, start_hotline, (771, "counsellor", "Li"), clock=clock)
     return hotline, forum, clock
 
 
@@ -168,9 +161,8 @@ async def test_status_is_refused_to_anyone_not_on_the_staff(api, staff_group) ->
 
 
 async def test_the_card_says_when_the_worker_filed(api, start_hotline) -> None:
-    forum = api.forum(STAFF_CHAT, "Hotline staff")
     tuesday = datetime(2026, 11, 24, 6, 3, tzinfo=UTC)  # 14:03 in Shanghai, office hours
-    await start_hotline(clock=OfficeClock(tuesday), staff_chat_id=STAFF_CHAT)
+    _, forum = await start_desk(api, start_hotline, clock=OfficeClock(tuesday))
     worker = api.user(1301, language_code="en")
     reference = await file_complaint(worker, photo=None)
     card = await forum.next_message()

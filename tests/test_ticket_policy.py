@@ -14,32 +14,16 @@ from sqlmodel import select
 from bot.local_bot_api import LocalBotApi
 from content.catalog import PACKAGED
 from db.models import Ticket
-from db.staff import register_staff
 from tests import conversation
 from tests.conversation import press, replies, say, texts
+from tests.desk import COORDINATOR_WU, COUNSELLOR_LI, COUNSELLOR_ZHOU, start_desk
 
-STAFF_CHAT = -1002024002
 CONVERSATION_OPEN = "You already have a conversation open with the staff"
-
-
-async def registered(hotline) -> None:
-    async with hotline.sessions() as session, session.begin():
-        for user_id, role, alias in (
-            (771, "counsellor", "Counsellor Li"),
-            (772, "counsellor", "Counsellor Zhou"),
-            (778, "coordinator", "Coordinator Wu"),
-        ):
-            await register_staff(
-                session, channel="telegram", external_id=str(user_id), role=role, alias=alias
-            )
 
 
 @pytest.fixture
 async def desk(api: LocalBotApi, start_hotline):
-    forum = api.forum(STAFF_CHAT, "Hotline staff")
-    hotline = await start_hotline(staff_chat_id=STAFF_CHAT)
-    await registered(hotline)
-    return hotline, forum
+    return await start_desk(api, start_hotline, COUNSELLOR_LI, COUNSELLOR_ZHOU, COORDINATOR_WU)
 
 
 def content_with_cap(folder: Path, cap: int) -> Path:
@@ -70,6 +54,14 @@ async def settle(seconds: float = 0.4) -> None:
 def card_of(forum, reference: str):
     thread = next(t for t, topic in forum.topics.items() if topic["name"].startswith(reference))
     return next(m for m in forum.topic_messages(thread) if m.button_texts)
+
+
+async def filed(api, forum, worker_id: int):
+    """A worker who filed a complaint, its reference, and its card once in the staff group."""
+    worker = api.user(worker_id, language_code="en")
+    reference = await conversation.file_complaint(worker, photo=None)
+    await settle()
+    return worker, reference, card_of(forum, reference)
 
 
 async def complaint_up_to_review(worker) -> str:
@@ -138,10 +130,7 @@ async def test_crisis_words_flag_the_open_conversation_rather_than_open_another(
 async def test_at_the_cap_nothing_is_opened_and_the_worker_is_told_why(
     api: LocalBotApi, start_hotline, tmp_path: Path
 ) -> None:
-    forum = api.forum(STAFF_CHAT, "Hotline staff")
-    hotline = await start_hotline(
-        staff_chat_id=STAFF_CHAT, content_dir=content_with_cap(tmp_path, 2)
-    )
+    hotline, forum = await start_desk(api, start_hotline, content_dir=content_with_cap(tmp_path, 2))
     worker = api.user(3303, language_code="en")
     first = await conversation.file_complaint(worker, photo=None)
     assert "Please check your complaint" in await complaint_up_to_review(worker)
@@ -172,10 +161,7 @@ async def test_at_the_cap_nothing_is_opened_and_the_worker_is_told_why(
 async def test_only_the_holder_or_a_coordinator_refers_resolves_or_closes(api, desk) -> None:
     hotline, forum = desk
     li, zhou, wu = api.user(771, "Li"), api.user(772, "Zhou"), api.user(778, "Wu")
-    worker = api.user(3304, language_code="en")
-    reference = await conversation.file_complaint(worker, photo=None)
-    await settle()
-    card = card_of(forum, reference)
+    worker, _, card = await filed(api, forum, 3304)
     for button in ("转介", "已解决", "关闭"):  # unclaimed: a counsellor must claim it first
         forum.press(zhou, button, message=card)
         await settle(0.3)
@@ -200,10 +186,8 @@ async def test_only_the_holder_or_a_coordinator_refers_resolves_or_closes(api, d
 async def test_a_coordinator_may_close_an_unclaimed_ticket(api, desk) -> None:
     hotline, forum = desk
     wu = api.user(778, "Wu")
-    worker = api.user(3305, language_code="en")
-    reference = await conversation.file_complaint(worker, photo=None)
-    await settle()
-    forum.press(wu, "关闭", message=card_of(forum, reference))
+    worker, reference, card = await filed(api, forum, 3305)
+    forum.press(wu, "关闭", message=card)
     await settle()
     (ticket,) = await all_tickets(hotline)
     assert ticket.status == "closed"
@@ -216,10 +200,7 @@ async def test_a_coordinator_may_close_an_unclaimed_ticket(api, desk) -> None:
 async def test_feedback_is_taken_once_and_only_for_a_resolution(api, desk) -> None:
     hotline, forum = desk
     li = api.user(771, "Li")
-    worker = api.user(3306, language_code="en")
-    reference = await conversation.file_complaint(worker, photo=None)
-    await settle()
-    card = card_of(forum, reference)
+    worker, reference, card = await filed(api, forum, 3306)
     forum.press(li, "认领", message=card)
     await settle()
     forum.press(li, "已解决", message=card)

@@ -9,22 +9,11 @@ from sqlmodel import select
 
 from bot.local_bot_api import LocalBotApi
 from db.models import Ticket
-from db.staff import register_staff
 from tests.conftest import OfficeClock
 from tests.conversation import say, texts
+from tests.desk import COUNSELLOR_LI, start_desk
 
-STAFF_CHAT = -1009876543
 SATURDAY_EVENING = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # 20:00 in Shanghai
-
-
-async def start_desk(api, start_hotline, clock, **settings):
-    forum = api.forum(STAFF_CHAT, "Hotline staff")
-    hotline = await start_hotline(staff_chat_id=STAFF_CHAT, clock=clock, **settings)
-    async with hotline.sessions() as session, session.begin():
-        await register_staff(
-            session, channel="telegram", external_id="771", role="counsellor", alias="Counsellor Li"
-        )
-    return hotline, forum
 
 
 async def talk(worker, first_message: str) -> str:
@@ -36,7 +25,7 @@ async def talk(worker, first_message: str) -> str:
 async def test_outside_office_hours_the_worker_is_told_when_to_expect_an_answer(
     api: LocalBotApi, start_hotline
 ) -> None:
-    await start_desk(api, start_hotline, OfficeClock(SATURDAY_EVENING))
+    await start_desk(api, start_hotline, COUNSELLOR_LI, clock=OfficeClock(SATURDAY_EVENING))
     worker = api.user(1201, language_code="en")
     got = await talk(worker, "My boss took my ID card")
     assert "The office is closed now" in got
@@ -46,7 +35,7 @@ async def test_outside_office_hours_the_worker_is_told_when_to_expect_an_answer(
 async def test_in_office_hours_nothing_is_said_about_closing(
     api: LocalBotApi, start_hotline
 ) -> None:
-    await start_desk(api, start_hotline, OfficeClock())
+    await start_desk(api, start_hotline, COUNSELLOR_LI, clock=OfficeClock())
     worker = api.user(1202, language_code="en")
     assert "closed" not in await talk(worker, "My boss took my ID card")
 
@@ -55,7 +44,9 @@ async def test_an_unclaimed_ticket_is_recalled_each_sla_period_until_claimed(
     api: LocalBotApi, start_hotline
 ) -> None:
     clock = OfficeClock()
-    hotline, forum = await start_desk(api, start_hotline, clock, sla_minutes=30)
+    hotline, forum = await start_desk(
+        api, start_hotline, COUNSELLOR_LI, clock=clock, sla_minutes=30
+    )
     worker = api.user(1203, language_code="en")
     await talk(worker, "Nobody paid us")
     await asyncio.sleep(0.3)
@@ -84,7 +75,7 @@ async def test_an_unclaimed_ticket_is_recalled_each_sla_period_until_claimed(
 async def test_crisis_words_bring_emergency_numbers_and_an_urgent_ticket(
     api: LocalBotApi, start_hotline
 ) -> None:
-    hotline, forum = await start_desk(api, start_hotline, OfficeClock())
+    hotline, forum = await start_desk(api, start_hotline, COUNSELLOR_LI, clock=OfficeClock())
     worker = api.user(1204, language_code="zh-hans")
     await say(worker, "/start")
     await say(worker, "中文")
@@ -105,7 +96,7 @@ async def test_crisis_words_bring_emergency_numbers_and_an_urgent_ticket(
 async def test_crisis_words_in_english_flag_the_open_ticket(
     api: LocalBotApi, start_hotline
 ) -> None:
-    hotline, forum = await start_desk(api, start_hotline, OfficeClock())
+    hotline, forum = await start_desk(api, start_hotline, COUNSELLOR_LI, clock=OfficeClock())
     worker = api.user(1205, language_code="en")
     await talk(worker, "They beat me at the dormitory")
     await asyncio.sleep(0.3)
@@ -123,7 +114,9 @@ async def test_crisis_words_in_english_flag_the_open_ticket(
 async def test_a_crisis_reply_is_never_held_back_by_a_flood(
     api: LocalBotApi, start_hotline
 ) -> None:
-    await start_desk(api, start_hotline, OfficeClock(), flood_messages=3, flood_seconds=30)
+    await start_desk(
+        api, start_hotline, COUNSELLOR_LI, clock=OfficeClock(), flood_messages=3, flood_seconds=30
+    )
     worker = api.user(1206, language_code="en")
     for answer in ("/start", "English", "Talk to a person"):
         await say(worker, answer)
