@@ -20,6 +20,7 @@ from dataclasses import dataclass
 # messages per minute to the same group"). One second of margin: a send leaves some time
 # after its slot is taken, and Telegram counts arrivals.
 GROUP_MESSAGES, GROUP_WINDOW = 20, 61.0
+OVERALL_MARGIN = 0.1  # seconds, for the same reason, on the bot's overall second
 QUIET_CHATS_KEPT = 10_000  # private chats' buckets kept in memory before idle ones are dropped
 
 
@@ -78,7 +79,9 @@ class Pacer:
     def __init__(self, paces: Paces, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.paces = paces
         self.clock = clock
-        self._overall = TokenBucket(paces.overall_per_second, paces.overall_per_second, clock())
+        # Telegram counts the bot's messages in any second (a sliding window), not a bucket
+        # refilled as it goes, which would let twice the rate through within one second.
+        self._overall = SlidingWindow(max(1, int(paces.overall_per_second)), 1.0 + OVERALL_MARGIN)
         self._chats: dict[str, TokenBucket] = {}
         self._groups: dict[str, SlidingWindow] = {}
         self._conversation_waiting = 0  # bulk sends give way while this is above zero
@@ -116,7 +119,7 @@ class Pacer:
                 delay = max(wait(now), self._overall.wait(now))
                 if delay == 0 and (not bulk or self._conversation_waiting == 0):
                     take()
-                    self._overall.take()
+                    self._overall.take(now)
                     return
                 await asyncio.sleep(delay or 1 / self.paces.overall_per_second)
         finally:
