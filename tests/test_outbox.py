@@ -237,3 +237,16 @@ async def test_texts_waiting_for_the_staff_group_go_as_one_post(
         entries = (await session.exec(select(TicketMessage))).all()
     relayed = [e for e in entries if e.text and "another thing" in e.text]
     assert {e.staff_message_id for e in relayed} == {merged[0].message_id}
+
+
+async def test_a_turns_replies_go_as_one_message_while_the_bot_is_at_its_rate(
+    api: LocalBotApi, start_hotline
+) -> None:
+    hotline = await start_hotline()
+    hotline.telegram.pacer = Pacer(Paces(overall_per_second=1, chat_burst=1000))
+    worker = api.user(5801, language_code="en")
+    assert "Choose a language" in texts(await say(worker, "/start"))
+    got = await say(worker, "English")  # the bot's second is spent: its two replies wait
+    assert len(got) == 1
+    assert "I will write to you in English" in got[0].plain and "How can we help?" in got[0].plain
+    assert got[0].button_texts, "with the question's buttons"

@@ -133,6 +133,10 @@ class Pacer:
             if chat in limits:
                 limits[chat].paused_until = max(limits[chat].paused_until, until)
 
+    def overall_wait(self) -> float:
+        """Seconds until the bot's overall budget takes another message."""
+        return self._overall.wait(self.clock())
+
     def group_wait(self, chat: str) -> float:
         """Seconds until the group could take another message (for status reports)."""
         window = self._groups.get(chat)

@@ -234,7 +234,7 @@ class Sender:
         first = batch[0]
         if len(batch) == 1:
             body = first.body
-        elif first.held:
+        elif first.held or first.body.get("to") == "chat":
             body = _gather(batch)
         else:
             body = _merge_posts(batch)
@@ -313,13 +313,26 @@ def _post_text(row: Queued, *, first: bool) -> Reply | None:
 
 
 def _posts_to_merge(queue: list[Queued], first: Queued) -> list[Queued]:
-    """While the staff group is at its limit, the texts waiting in a topic go as one message
-    (media stay copies of their own), in their order; a message merged says who wrote it."""
+    """While a destination is at its limit, what waits in one lane may go as one message:
+    in a ticket's topic its texts (media stay copies of their own; a merged text says who
+    wrote it), in a worker's chat the replies up to and with the next question (its buttons
+    on the merged message), in their order."""
+    if first.body.get("to") == "chat":
+        return _replies_to_merge(queue, first)
     if _post_text(first, first=True) is None:
         return [first]
     batch = [first]
     for row in queue[queue.index(first) + 1 :]:
         if _post_text(row, first=False) is None:
+            break
+        batch.append(row)
+    return batch
+
+
+def _replies_to_merge(queue: list[Queued], first: Queued) -> list[Queued]:
+    batch = [first]
+    for row in queue[queue.index(first) + 1 :]:
+        if batch[-1].body["reply"]["choices"] or row.held or row.body.get("to") != "chat":
             break
         batch.append(row)
     return batch

@@ -364,9 +364,12 @@ class TelegramChannel:
         return Delivered(sent.status, ids, sent.detail or sent.reason)
 
     def _busy(self, pace: str) -> bool:
-        """The staff group is at its limit: what waits for it may be merged."""
+        """A destination at its limit: what waits for it may be merged. The staff group at
+        its 20 a minute; private chats when the bot's overall budget is spent (a surge)."""
         staff = self.staff_chat_id
-        return pace == Pace.GROUP and staff is not None and self.pacer.group_wait(str(staff)) > 0
+        if pace == Pace.GROUP:
+            return staff is not None and self.pacer.group_wait(str(staff)) > 0
+        return pace == Pace.PRIVATE and self.pacer.overall_wait() > 0
 
     async def _blocked(self, lane: str) -> None:
         """A worker blocked the bot: marked, so that nothing more is queued for them."""
