@@ -33,9 +33,11 @@ def fast_clock() -> float:
 
 @pytest.fixture
 async def limited_api():
-    """Telegram's limits, the group's window sped up; private chats and the bot's overall
-    rate as Telegram has them."""
-    async with LocalBotApi(limits=TelegramLimits(), clock=fast_clock) as server:
+    """Telegram's group limit, its minute sped up (and the bot's overall second with it).
+    Private chats' limits are lifted: the sped-up clock would refill their buckets twenty
+    times faster, and their pace is tested in tests/test_pacing.py."""
+    limits = TelegramLimits(private_burst=None, private_per_second=None)
+    async with LocalBotApi(limits=limits, clock=fast_clock) as server:
         yield server
 
 
@@ -44,7 +46,12 @@ async def start_desk(api: LocalBotApi, start_hotline, **settings):
     # The hotline paces the group by the same sped-up minute; its margin for the time between
     # taking a slot and the message arriving stays a quarter of a second, not a twentieth.
     hotline.telegram.pacer = Pacer(
-        Paces(chat_burst=1000, chat_per_second=1000, group_window=60 / SPEED + 0.25)
+        Paces(
+            overall_per_second=1000,  # as start_hotline lifts it: only the group is paced here
+            chat_burst=1000,
+            chat_per_second=1000,
+            group_window=60 / SPEED + 0.25,
+        )
     )
     await desk.register(hotline, desk.COUNSELLOR_LI)
     return hotline, forum
