@@ -83,6 +83,7 @@ class Sender:
         self.busy = busy  # whether a destination class is at its limit (posts merge then)
         self._lanes: dict[str, list[Queued]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._carrying: set[asyncio.Task[None]] = set()  # lanes whose row is with the channel
         self._news: dict[str, asyncio.Event] = {}
         self._slots = {pace: asyncio.Semaphore(n) for pace, n in IN_FLIGHT.items()}
         self._known: set[int] = set()
@@ -165,14 +166,17 @@ class Sender:
         self._stopping = True
         for event in self._news.values():
             event.set()
-        tasks = list(self._tasks.values())
-        if tasks:
-            done, running = await asyncio.wait(tasks, timeout=STOP_GRACE)
+        waiting = [task for task in self._tasks.values() if task not in self._carrying]
+        for task in waiting:  # nothing of theirs is under way: they stay pending
+            task.cancel()
+        carrying = list(self._carrying)
+        if carrying:
+            _, running = await asyncio.wait(carrying, timeout=STOP_GRACE)
             for task in running:
                 task.cancel()
-            for task in running:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        for task in [*waiting, *carrying]:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self._sent.flush()
 
     # -- one lane ------------------------------------------------------------------------
@@ -240,11 +244,15 @@ class Sender:
             body = _merge_posts(batch)
         async with self._slots.get(first.pace, self._slots[Pace.BULK]):
             await self._sending.add([row.id for row in batch])
+            task = asyncio.current_task()
+            self._carrying.add(task)
             try:
                 delivered = await self.carry_out(body)
             except Exception as error:  # a bug in carrying out: the row fails, the lane goes on
                 log.exception("could not carry out outbox row %s", first.id)
                 delivered = Delivered("failed", error=type(error).__name__)
+            finally:
+                self._carrying.discard(task)
         queue = self._lanes.get(lane, [])
         for row in batch:
             if row in queue:

@@ -246,9 +246,9 @@ class TelegramChannel:
         reference = message.forum_topic_created.name.split(" ", 1)[0]  # see topic_title
         topic_id = message.message_thread_id or message.message_id
         if await tickets.claim_topic(session, reference=reference, topic_id=topic_id):
-            log.warning(
-                "ticket %s: claimed topic %s, whose opening lost its answer", reference, topic_id
-            )
+            # Often simply first: the service message can come before createForumTopic's
+            # answer. A lost answer is reported where the opening waits for it.
+            log.info("ticket %s: topic %s known from its service message", reference, topic_id)
 
     def _queue_new(self, updates: Sequence[Update], stored: dict[int, int]) -> None:
         for update in updates:
