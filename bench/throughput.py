@@ -5,7 +5,7 @@ Run from the repository root:
     .venv/bin/python bench/throughput.py [--workers 100] [--seconds 20] [--database URL] [--profile]
 
 Two bots are measured one after the other, each against a fresh local Bot API server
-(bot/local_bot_api) in a separate process, so the bot under test has its own process and core:
+(local_servers/telegram) in a separate process, so the bot under test has its own process and core:
 
 1. the reference: a bare python-telegram-bot Application (default Updater polling, one echo
    MessageHandler, sequential processing, no rate limiter);
@@ -296,7 +296,7 @@ def serve(
 async def _serve(
     conn, mode: str, workers: int, warmup: float, seconds: float, bot_pid: int, latency: float
 ) -> None:
-    from bot.local_bot_api import LocalBotApi, TelegramLimits
+    from local_servers.telegram import LocalBotApi, TelegramLimits
 
     # Both bots' own turn cost is measured, not Telegram's sending limits (bench/surge.py
     # measures those): the echo bot has no pacing, and 100 closed-loop workers exceed 30/s.

@@ -11,10 +11,10 @@ import asyncio
 import contextlib
 import sys
 
-from bot.local_bot_api import BotMessage, LocalBotApi
 from bot.service import Hotline
 from bot.settings import Settings, load_settings
 from db.staff import register_staff
+from local_servers.telegram import BotMessage, LocalBotApi
 
 DEMO_DATABASE = "sqlite+aiosqlite:///hotline-demo.db"
 WORKER_ID = 10001

@@ -22,13 +22,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from bot.local_bot_api import LocalBotApi, TelegramLimits
 from bot.service import Hotline
 from bot.settings import Settings, load_settings
 from content.catalog import Catalog
 from db.migrate import upgrade
 from db.models import SQLModel
 from db.session import create_engine
+from local_servers.telegram import LocalBotApi, TelegramLimits
 
 POSTGRES_URL = os.environ.get(
     "HOTLINE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

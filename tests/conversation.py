@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.local_bot_api import BotMessage, FakeUser
+from local_servers.telegram import BotMessage, FakeUser
 
 TURN_SETTLES = 0.15  # a turn's replies go out back to back; this much silence ends the turn
 

@@ -5,9 +5,9 @@ its desk in one line instead of a block of its own."""
 
 from __future__ import annotations
 
-from bot.local_bot_api import FakeForum, LocalBotApi
 from bot.service import Hotline
 from db.staff import register_staff
+from local_servers.telegram import FakeForum, LocalBotApi
 
 STAFF_CHAT = -1001234567
 

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from bot.local_bot_api import LocalBotApi
+from local_servers.telegram import LocalBotApi
 
 
 def hotline_process(api: LocalBotApi, database_url: str, **settings: str) -> subprocess.Popen:

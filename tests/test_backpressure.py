@@ -8,12 +8,12 @@ import asyncio
 
 import pytest
 
-from bot.local_bot_api import LocalBotApi
 from bot.service import Hotline
 from bot.settings import Settings, load_settings
 from db import inbox
 from db.models import utcnow
 from db.session import create_engine, session_factory
+from local_servers.telegram import LocalBotApi
 from tests.conftest import OfficeClock
 from tests.conversation import texts
 

@@ -7,8 +7,8 @@ import asyncio
 
 from sqlmodel import select
 
-from bot.local_bot_api import LocalBotApi
 from db.models import Conversation, InboxUpdate, Person
+from local_servers.telegram import LocalBotApi
 from tests.conversation import replies, say, texts
 
 

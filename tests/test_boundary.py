@@ -8,8 +8,8 @@ import asyncio
 from sqlmodel import select
 
 from bot.channels.telegram.inbound import clean_text
-from bot.local_bot_api import LocalBotApi
 from db.models import InboxStatus, InboxUpdate, Person, Ticket, TicketMessage
+from local_servers.telegram import LocalBotApi
 from tests.conversation import say, texts
 from tests.desk import COUNSELLOR_LI, start_desk
 

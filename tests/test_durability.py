@@ -9,9 +9,9 @@ import time
 
 from sqlmodel import select
 
-from bot.local_bot_api import LocalBotApi
 from db import inbox
 from db.models import Conversation, Person, utcnow
+from local_servers.telegram import LocalBotApi
 from tests.conversation import replies, say, texts, wage_complaint
 from tests.processes import hotline_process
 

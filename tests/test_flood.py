@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.local_bot_api import LocalBotApi
+from local_servers.telegram import LocalBotApi
 from tests.conversation import texts, wage_complaint
 
 REST_OF_COMPLAINT = ("done", "skip", "Stay anonymous", "Submit")

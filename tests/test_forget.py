@@ -12,9 +12,9 @@ from pathlib import Path
 from sqlalchemy import text, update
 from sqlalchemy.engine import make_url
 
-from bot.local_bot_api import LocalBotApi
 from db import inbox
 from db.models import InboxStatus, InboxUpdate, SQLModel, utcnow
+from local_servers.telegram import LocalBotApi
 from tests.conversation import replies, say, texts
 from tests.desk import COUNSELLOR_LI, start_desk
 from tests.test_mediation import card_of, settle

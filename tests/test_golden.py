@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.local_bot_api import LocalBotApi
+from local_servers.telegram import LocalBotApi
 from tests.conversation import replies, texts
 
 GOLDEN = sorted((Path(__file__).parent / "golden").glob("*.yaml"))

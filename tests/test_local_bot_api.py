@@ -29,7 +29,7 @@ from telegram.error import (
 )
 from telegram.ext import Application, CommandHandler, ContextTypes
 
-from bot.local_bot_api import LocalBotApi, RateLimited, TelegramLimits, busiest_window
+from local_servers.telegram import LocalBotApi, RateLimited, TelegramLimits, busiest_window
 
 FORUM_ID = -1001234
 

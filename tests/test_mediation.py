@@ -8,8 +8,8 @@ import asyncio
 import pytest
 from sqlmodel import select
 
-from bot.local_bot_api import LocalBotApi
 from db.models import Delivery, Direction, Ticket, TicketEvent, TicketMessage
+from local_servers.telegram import LocalBotApi
 from tests import conversation
 from tests.conversation import say, texts
 from tests.desk import ADMIN_WU, COUNSELLOR_LI, COUNSELLOR_ZHOU, STAFF_CHAT, start_desk

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from bot.local_bot_api import LocalBotApi
 from db.models import Conversation, Person
+from local_servers.telegram import LocalBotApi
 from tests.conversation import say
 
 TO_STORY = ("/start", "English", "File a complaint", "I agree", "Other", "Acme", "Yushan", "1 Road")

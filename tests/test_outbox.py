@@ -17,8 +17,8 @@ import pytest
 from sqlmodel import select
 
 from bot.delivery.pacing import Pacer, Paces
-from bot.local_bot_api import LocalBotApi, TelegramLimits, busiest_window
 from db.models import OutboxItem, OutboxStatus, Person, Ticket, TicketMessage
+from local_servers.telegram import LocalBotApi, TelegramLimits, busiest_window
 from tests import desk
 from tests.conversation import replies, say, texts, wage_complaint
 from tests.processes import hotline_process

@@ -9,7 +9,7 @@ import pytest
 
 from bot.delivery import pacing
 from bot.delivery.pacing import Pacer, Paces
-from bot.local_bot_api import busiest_window
+from local_servers.telegram import busiest_window
 
 
 class HandClock:

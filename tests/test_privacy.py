@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from bot.local_bot_api import LocalBotApi
 from db.models import Conversation, InboxUpdate, Person, Ticket, TicketMessage
+from local_servers.telegram import LocalBotApi
 from tests import conversation
 from tests.conversation import replies, say, texts
 

@@ -10,8 +10,8 @@ import asyncio
 import pytest
 from sqlmodel import select
 
-from bot.local_bot_api import LocalBotApi
 from db.models import Ticket, TicketEvent
+from local_servers.telegram import LocalBotApi
 from tests import conversation
 from tests.conversation import say, texts
 from tests.desk import COUNSELLOR_LI, start_desk

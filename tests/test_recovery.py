@@ -11,8 +11,8 @@ import pytest
 from sqlmodel import select
 
 from bot import failed_turns
-from bot.local_bot_api import LocalBotApi
 from db.models import InboxStatus, InboxUpdate, Ticket
+from local_servers.telegram import LocalBotApi
 from tests.conversation import file_complaint, replies, say, texts, wage_complaint
 from tests.desk import STAFF_CHAT, start_desk
 from tests.processes import hotline_process

@@ -14,10 +14,10 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
 from bot.channels.telegram.rendering import split_text, telegram_length
-from bot.local_bot_api import LocalBotApi
-from bot.local_bot_api.formatting import parse_html, strip_text, utf16_len
 from db.models import Delivery, Direction, TicketMessage
 from handlers.messages import Choice, Reply
+from local_servers.telegram import LocalBotApi
+from local_servers.telegram.formatting import parse_html, strip_text, utf16_len
 from tests.conversation import replies, say
 from tests.desk import COUNSELLOR_LI, start_desk
 

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.local_bot_api import LocalBotApi
 from db import outbox
 from db.models import OutboxStatus, Pace, utcnow
 from db.outbox import NewItem, chat_lane, group_lane, topic_lane
 from db.session import create_engine, session_factory
+from local_servers.telegram import LocalBotApi
 from tests.conftest import OfficeClock
 from tests.conversation import file_complaint
 from tests.desk import start_desk

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from bot.local_bot_api import LocalBotApi
 from content.catalog import PACKAGED
 from db.models import Ticket
+from local_servers.telegram import LocalBotApi
 from tests import conversation
 from tests.conversation import press, replies, say, texts
 from tests.desk import COORDINATOR_WU, COUNSELLOR_LI, COUNSELLOR_ZHOU, start_desk

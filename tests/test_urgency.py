@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import select
 
-from bot.local_bot_api import LocalBotApi
 from db.models import Ticket
+from local_servers.telegram import LocalBotApi
 from tests.conftest import OfficeClock
 from tests.conversation import say, texts
 from tests.desk import COUNSELLOR_LI, start_desk

@@ -15,10 +15,15 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from bot.local_bot_api.chats import BotMessage, Chat, FakeForum, FakeUser
-from bot.local_bot_api.formatting import HtmlParseError, parse_html, strip_text, utf16_len
-from bot.local_bot_api.limits import RateLimited, SendingQuotas, TelegramLimits, makes_a_message
-from bot.local_bot_api.media import FakeFile, FileStore
+from local_servers.telegram.chats import BotMessage, Chat, FakeForum, FakeUser
+from local_servers.telegram.formatting import HtmlParseError, parse_html, strip_text, utf16_len
+from local_servers.telegram.limits import (
+    RateLimited,
+    SendingQuotas,
+    TelegramLimits,
+    makes_a_message,
+)
+from local_servers.telegram.media import FakeFile, FileStore
 
 CallListener = Callable[[dict, "dict | None"], None]
 
@@ -161,7 +166,7 @@ class LocalBotApi:
     Tests, the terminal demo and the benchmarks drive the unmodified bot through it: people
     are FakeUser and FakeForum objects, every API call is recorded, and faults (flood limits,
     outages, blocked users, a call stalled mid-flight) can be scripted per method. Telegram's
-    sending limits (`limits`, bot/local_bot_api/limits.py) answer 429 as Telegram would;
+    sending limits (`limits`, local_servers/telegram/limits.py) answer 429 as Telegram would;
     `rate_limited` and `sent_at` show what they refused and let through.
     """
 

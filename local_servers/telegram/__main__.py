@@ -4,8 +4,8 @@ import argparse
 import asyncio
 import contextlib
 
-from bot.local_bot_api.limits import TelegramLimits
-from bot.local_bot_api.server import DEFAULT_TOKEN, LocalBotApi
+from local_servers.telegram.limits import TelegramLimits
+from local_servers.telegram.server import DEFAULT_TOKEN, LocalBotApi
 
 
 async def serve(api: LocalBotApi) -> None:
@@ -16,7 +16,7 @@ async def serve(api: LocalBotApi) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bot.local_bot_api", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m local_servers.telegram", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--token", default=DEFAULT_TOKEN)

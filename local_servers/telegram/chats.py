@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from bot.local_bot_api.formatting import utf16_len
+from local_servers.telegram.formatting import utf16_len
 
 if TYPE_CHECKING:
-    from bot.local_bot_api.server import LocalBotApi
+    from local_servers.telegram.server import LocalBotApi
 
 _COMMAND = re.compile(r"/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?")
 _KINDS = ("text", "photo", "document", "voice", "video", "sticker", "location", "contact")

@@ -10,9 +10,9 @@ it through ``base_url``. Tests, the terminal demo and the benchmarks all play pe
 It is the server side on purpose: plain dicts and JSON, no python-telegram-bot import.
 """
 
-from bot.local_bot_api.chats import BotMessage, Button, FakeForum, FakeUser
-from bot.local_bot_api.limits import RateLimited, TelegramLimits, busiest_window
-from bot.local_bot_api.server import LocalBotApi, RecordedRequest
+from local_servers.telegram.chats import BotMessage, Button, FakeForum, FakeUser
+from local_servers.telegram.limits import RateLimited, TelegramLimits, busiest_window
+from local_servers.telegram.server import LocalBotApi, RecordedRequest
 
 __all__ = [
     "BotMessage",
