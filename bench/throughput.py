@@ -530,6 +530,8 @@ class HotlineBot:
             telegram_api_base_url=endpoints["base_url"],
             database_url=database_url,
             max_sends_per_second=100_000,
+            chat_burst=1_000_000,  # the workers answer at once: no private chat's pace either
+            chat_sends_per_second=100_000,
             flood_messages=1_000_000,
         )
         self.hotline = Hotline(settings, poll_timeout=1, retry_delay=0.1)
