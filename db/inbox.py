@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, update
+from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -74,34 +74,6 @@ async def store_updates(
     ).returning(InboxUpdate.update_id, InboxUpdate.id)
     result = await session.exec(statement)
     return {update_id: row_id for update_id, row_id in result.all()}
-
-
-_MARK_HANDLED = (
-    update(InboxUpdate)
-    .where(InboxUpdate.id == bindparam("row_id"))
-    .values(
-        status=InboxStatus.HANDLED,
-        replies=bindparam("replies"),
-        outgoing=bindparam("outgoing"),
-        handled_at=bindparam("now"),
-    )
-    .execution_options(synchronize_session=False)  # no inbox objects live in the session
-)
-
-
-async def mark_handled(
-    session: AsyncSession,
-    *,
-    row_id: int,
-    replies: list[dict[str, Any]],
-    outgoing: list[dict[str, Any]] | None = None,
-    now: datetime,
-) -> None:
-    """Stores what the turn will send, with the turn's effects. Prepared once: every turn."""
-    await session.exec(
-        _MARK_HANDLED,
-        params={"row_id": row_id, "replies": replies, "outgoing": outgoing or None, "now": now},
-    )
 
 
 async def mark_done(
@@ -171,19 +143,6 @@ async def scrub_lanes(session: AsyncSession, *, lanes: Sequence[str]) -> None:
         )
         .execution_options(synchronize_session=False)
     )
-
-
-async def unfinished(session: AsyncSession, *, channel: str) -> list[InboxUpdate]:
-    """What a previous run stored but did not finish, oldest first."""
-    result = await session.exec(
-        select(InboxUpdate)
-        .where(
-            InboxUpdate.channel == channel,
-            col(InboxUpdate.status).in_([InboxStatus.RECEIVED, InboxStatus.HANDLED]),
-        )
-        .order_by(col(InboxUpdate.update_id))
-    )
-    return list(result.all())
 
 
 async def unfinished_batch(

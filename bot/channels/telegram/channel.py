@@ -31,7 +31,7 @@ from bot.channels.telegram.rendering import (
     strip_tags,
     telegram_length,
 )
-from bot.channels.telegram.sent import Sent
+from bot.channels.telegram.sent import RATE_LIMITED_WAITS, Sent, retry_seconds
 from bot.channels.telegram.staff_group import StaffGroup
 from bot.delivery.pacing import Pacer, Paces
 from bot.delivery.sender import Delivered, Sender
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query"]
 SEND_ATTEMPTS = 4  # for 5xx and timeouts
-RATE_LIMITED_WAITS = 10  # 429s waited out for one message before it is given up
 # Turns under way at once, and HTTP connections for them. httpx scans its whole pool for
 # every queued request; python-telegram-bot's default of 256 connections made that scan a
 # large share of the benchmark's time, while more turns at once only lengthen the loop's round.
@@ -200,7 +199,7 @@ class TelegramChannel:
                 offset = updates[-1].update_id + 1
             self._failures = 0
         except RetryAfter as error:
-            await asyncio.sleep(_seconds(error.retry_after))
+            await asyncio.sleep(retry_seconds(error.retry_after))
             return offset, False
         except TelegramError as error:
             self._failures += 1
@@ -294,8 +293,8 @@ class TelegramChannel:
         chat = update.effective_chat
         if chat is not None and chat.id == self.staff_chat_id:
             message = update.effective_message
-            return f"{CHANNEL}:staff:{message.message_thread_id if message else 0}"
-        return f"{CHANNEL}:{chat.id if chat else 0}"
+            return inbox.topic_lane(CHANNEL, message.message_thread_id if message else None)
+        return inbox.person_lane(CHANNEL, str(chat.id if chat else 0))
 
     def _queue(self, row_id: int, update: Update) -> None:
         self.lanes.submit(self._lane(update), lambda: self._process(row_id, update))
@@ -525,7 +524,7 @@ class TelegramChannel:
                 return Sent("failed", None, "too_long" if too_long else "refused", str(error))
             except RetryAfter as error:  # our pace was not Telegram's: that destination waits
                 last, waits = error, waits + 1
-                seconds = _seconds(error.retry_after)
+                seconds = retry_seconds(error.retry_after)
                 log.warning("Telegram asked to wait %ss before sending to %s", seconds, who)
                 self.pacer.pause(str(chat_id), seconds)
             except NetworkError as error:  # 5xx and timeouts: python-telegram-bot does not retry
@@ -557,9 +556,3 @@ async def _acknowledge(query: CallbackQuery, alert: str | None = None) -> None:
         await query.answer(alert, show_alert=alert is not None)
     except TelegramError as error:
         log.info("could not answer callback query: %s", error)
-
-
-def _seconds(retry_after) -> float:
-    return (
-        retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else float(retry_after)
-    )

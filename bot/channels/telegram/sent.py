@@ -17,3 +17,13 @@ class Sent:
     message_id: int | None = None
     reason: str | None = None
     detail: str | None = None
+
+
+RATE_LIMITED_WAITS = 10  # 429s waited out for one message or topic before it is given up
+
+
+def retry_seconds(retry_after) -> float:
+    """Telegram's retry_after as seconds (python-telegram-bot gives an int or a timedelta)."""
+    return (
+        retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else float(retry_after)
+    )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.channels.telegram.inbound import CHANNEL
-from bot.channels.telegram.sent import Sent
+from bot.channels.telegram.sent import RATE_LIMITED_WAITS, Sent, retry_seconds
 from db import people, tickets
 from db.models import Ticket, utcnow
 from handlers.messages import Outgoing, Reply
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TOPIC_REQUESTS = 3  # createForumTopic calls for one ticket whose answers are lost, at most
-RATE_LIMITED_WAITS = 10  # 429s waited out for one topic before it is given up
 
 
 class StaffGroup:
@@ -134,7 +133,9 @@ class StaffGroup:
                 )
             except RetryAfter as error:  # nothing opened; the group waits, then again
                 waits += 1
-                self.channel.pacer.pause(str(self.channel.staff_chat_id), _seconds(error))
+                self.channel.pacer.pause(
+                    str(self.channel.staff_chat_id), retry_seconds(error.retry_after)
+                )
                 continue
             except (BadRequest, Forbidden) as error:  # refused: nothing opened
                 log.error("could not open a topic for ticket %s: %s", item.ticket_id, error)
@@ -190,8 +191,3 @@ class StaffGroup:
     async def _record_as(self, record: int, status: str, **message_ids: int | None) -> None:
         async with self.channel.sessions() as session, session.begin():
             await tickets.record_delivery(session, message_id=record, status=status, **message_ids)
-
-
-def _seconds(error: RetryAfter) -> float:
-    retry_after = error.retry_after
-    return retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else retry_after
