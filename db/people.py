@@ -38,14 +38,6 @@ async def find_person_and_conversation(
     return person, (SavedConversation(flow, step, data, history) if flow is not None else None)
 
 
-async def is_known(session: AsyncSession, *, channel: str, external_id: str) -> bool:
-    """Whether someone with this id writes to the hotline (not a person forgotten since)."""
-    result = await session.exec(
-        select(Person.id).where(Person.channel == channel, Person.external_id == external_id)
-    )
-    return result.first() is not None
-
-
 async def mark_blocked(
     session: AsyncSession, *, channel: str, external_id: str, now: datetime
 ) -> None:

@@ -87,6 +87,7 @@ class Sender:
         self._news: dict[str, asyncio.Event] = {}
         self._slots = {pace: asyncio.Semaphore(n) for pace, n in IN_FLIGHT.items()}
         self._known: set[int] = set()
+        self._dropped: dict[str, int] = {}  # forgotten people's lanes: rows below this id
         self._sending = Batcher(self._write_sending)
         self._sent = Batcher(self._write_sent)
         self._stopping = False
@@ -116,7 +117,7 @@ class Sender:
     def wake(self, rows: Sequence[Queued]) -> None:
         """Queues rows just committed; their lanes start sending."""
         for row in rows:
-            if row.id in self._known:
+            if row.id in self._known or row.id < self._dropped.get(row.lane, 0):
                 continue
             self._known.add(row.id)
             queue = self._lanes.setdefault(row.lane, [])
@@ -140,6 +141,16 @@ class Sender:
             if row.held:
                 row.due = now
         self._poke(lane)
+
+    def drop(self, lane: str, *, before: int) -> None:
+        """A forgotten person's lane: no row decided before `before` (the turn that forgot
+        them; their database rows were deleted with it) is sent, also one another turn wakes
+        only now. A row already with the channel goes on."""
+        self._dropped[lane] = max(before, self._dropped.get(lane, 0))
+        queue = self._lanes.get(lane, [])
+        gone = [row for row in queue if row.id < before]
+        self._known.difference_update(row.id for row in gone)
+        queue[:] = [row for row in queue if row.id >= before]
 
     def waiting(self) -> dict[str, int]:
         """Rows queued in this process, per destination class."""

@@ -42,6 +42,7 @@ from bot.log_redaction import person_tag
 from bot.settings import Settings
 from db import inbox, people, tickets
 from db.models import InboxStatus, InboxUpdate, Pace, utcnow
+from db.outbox import chat_lane
 from handlers.messages import Inbound, Outgoing, Reply
 
 log = logging.getLogger(__name__)
@@ -314,6 +315,9 @@ class TelegramChannel:
                 self.sender.release(result.hold.lane)
             else:
                 self.sender.hold(result.hold.lane, result.hold.until)
+        if result.erased and result.queued:  # nothing decided before /forget goes to them
+            first = min(row.id for row in result.queued)
+            self.sender.drop(chat_lane(CHANNEL, inbound.person_id), before=first)
         self.sender.wake(result.queued)
         if result.replies:  # the turn could not commit: said directly, there is no row
             await self._carry_out(inbound, result.replies, [])

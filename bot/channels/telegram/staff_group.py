@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING
 
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
-from bot.channels.telegram.inbound import CHANNEL
 from bot.channels.telegram.sent import RATE_LIMITED_WAITS, Sent, retry_seconds
-from db import people, tickets
+from db import tickets
 from db.models import Ticket, utcnow
 from handlers.messages import Outgoing, Reply
 
@@ -56,8 +55,6 @@ class StaffGroup:
             for record in records:  # the texts merged into this post
                 await self._record_as(record, sent.status, staff_message_id=sent.message_id)
             return sent
-        if not await self._still_here(item.worker):
-            return Sent("sent")  # forgotten since the turn decided it (a Claim just before /forget)
         if item.action == "copy":
             sent = await self.channel.copy(
                 int(item.worker), chat, item.copy_of, caption=item.caption, reply_to=item.reply_to
@@ -70,10 +67,6 @@ class StaffGroup:
             if topic is not None:
                 await self.channel.send(chat, self._not_delivered(sent), thread_id=topic)
         return sent
-
-    async def _still_here(self, worker: str | None) -> bool:
-        async with self.channel.sessions() as session:
-            return await people.is_known(session, channel=CHANNEL, external_id=str(worker))
 
     def _not_delivered(self, sent: Sent) -> Reply:
         """The topic's notice of a failed delivery, with the real reason."""
