@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 REMINDER_CHECK_SECONDS = 60
 INBOX_PRUNE_SECONDS = 3600  # dedup keys past their window are deleted this often
 FAILURE_ALERT_SECONDS = 10  # given-up turns are looked for (and alerted) this often
+OUTBOX_REFRESH_SECONDS = 5  # rows other processes wrote (imports, broadcasts) are read this often
 
 
 class Hotline:
@@ -104,6 +105,12 @@ class Hotline:
         self.application.job_queue.run_repeating(
             self._prune_inbox, interval=INBOX_PRUNE_SECONDS, first=1, name="inbox-prune"
         )
+        self.application.job_queue.run_repeating(
+            self._refresh_outbox,
+            interval=OUTBOX_REFRESH_SECONDS,
+            first=OUTBOX_REFRESH_SECONDS,
+            name="outbox-refresh",
+        )
         self._poller = asyncio.create_task(self.telegram.run(), name="telegram-poller")
 
     async def remind_unclaimed(self) -> int:
@@ -140,6 +147,13 @@ class Hotline:
             return
         if pruned:
             log.info("inbox: %d old update key(s) deleted", pruned)
+
+    async def _refresh_outbox(self, _context) -> None:
+        try:
+            if self.telegram.sender.started:
+                await self.telegram.sender.refresh()
+        except Exception:  # the next round tries again
+            log.exception("reading the outbox for new rows failed")
 
     async def _remind(self, _context) -> None:
         try:

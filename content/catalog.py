@@ -92,7 +92,7 @@ class Catalog:
         self._sources: dict[str, dict[str, str]] = {}
         self._compiled: dict[str, dict[str, Template]] = {}
         for language in self.languages:
-            flat = dict(_flatten(_read_yaml(self.folder / "locales" / f"{language}.yaml")))
+            flat = _read_locale(self.folder / "locales", language)
             self._sources[language] = flat
             self._compiled[language] = {
                 key: self.environment.from_string(text) for key, text in flat.items()
@@ -186,6 +186,19 @@ def _read_yaml(path: Path) -> Any:
         raise ContentError(f"{path} is missing") from None
     except yaml.YAMLError as error:
         raise ContentError(f"{path} is not valid YAML: {error}") from None
+
+
+def _read_locale(folder: Path, language: str) -> dict[str, str]:
+    """A language's texts: `locales/<language>.yaml`, then each service's own file in
+    `locales/<language>/` (legal aid, jobs, the guide), so that a centre edits one service
+    without reading the rest. A key written twice is a mistake, not an override."""
+    flat = dict(_flatten(_read_yaml(folder / f"{language}.yaml")))
+    for path in sorted((folder / language).glob("*.yaml")):
+        for key, text in _flatten(_read_yaml(path) or {}):
+            if key in flat:
+                raise ContentError(f"{path}: text {key!r} is written twice")
+            flat[key] = text
+    return flat
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:

@@ -120,6 +120,16 @@ async def mark_sending(session: AsyncSession, *, ids: Sequence[int]) -> None:
     await session.exec(_MARK_SENDING, params={"ids": list(ids)})
 
 
+async def unmark_sending(session: AsyncSession, *, ids: Sequence[int]) -> None:
+    """Rows marked "sending" whose call never started (a stop came first): pending again."""
+    await session.exec(
+        update(OutboxItem)
+        .where(col(OutboxItem.id).in_(ids), OutboxItem.status == OutboxStatus.SENDING)
+        .values(status=OutboxStatus.PENDING, attempts=OutboxItem.attempts - 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def mark_sent(
     session: AsyncSession, *, results: Sequence[tuple[int, list[int]]], now: datetime
 ) -> None:
@@ -172,12 +182,37 @@ async def block_lane(session: AsyncSession, *, lane: str) -> list[int]:
     """The person blocked the bot: nothing more goes to them. Returns the rows given up."""
     result = await session.exec(
         update(OutboxItem)
-        .where(OutboxItem.lane == lane, OutboxItem.status == OutboxStatus.PENDING)
+        .where(
+            OutboxItem.lane == lane,
+            # "sending": marked ahead of its call, behind the one Telegram just refused
+            col(OutboxItem.status).in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
+        )
         .values(status=OutboxStatus.BLOCKED, body=SCRUBBED, lane="")
         .returning(OutboxItem.id)
         .execution_options(synchronize_session=False)
     )
     return list(result.scalars().all())
+
+
+async def group_sends_since(
+    session: AsyncSession, *, channel: str, since: datetime, now: datetime
+) -> list[datetime]:
+    """When messages went into the staff group since `since`, one entry per message, so that
+    a new run keeps the group's 20 a minute across a restart. A row left "sending" by a dead
+    run counts as sent `now`: it may have been."""
+    result = await session.exec(
+        select(OutboxItem.status, OutboxItem.sent_at, OutboxItem.sent_ids).where(
+            OutboxItem.channel == channel,
+            OutboxItem.pace == Pace.GROUP,
+            (col(OutboxItem.status) == OutboxStatus.SENDING)
+            | ((col(OutboxItem.status) == OutboxStatus.SENT) & (col(OutboxItem.sent_at) >= since)),
+        )
+    )
+    moments = []
+    for status, sent_at, sent_ids in result.all():
+        at = now if status == OutboxStatus.SENDING or sent_at is None else sent_at
+        moments += [at] * max(1, len(sent_ids or ()))
+    return sorted(moments)
 
 
 async def recover(session: AsyncSession) -> int:

@@ -294,6 +294,14 @@ async def note_topic_request(session: AsyncSession, *, ticket_id: int, at: datet
     )
 
 
+async def topic_requests_since(session: AsyncSession, *, since: datetime) -> list[datetime]:
+    """When topics were asked of Telegram since `since` (each is a message into the group)."""
+    result = await session.exec(
+        select(Ticket.topic_requested_at).where(col(Ticket.topic_requested_at) >= since)
+    )
+    return sorted(result.all())
+
+
 async def claim_topic(session: AsyncSession, *, reference: str, topic_id: int) -> bool:
     """Takes a topic the bot opened (seen from its service message, named after the ticket's
     reference) for the ticket that asked for one and has none stored; whether it did."""

@@ -93,3 +93,15 @@ async def test_a_429_pauses_only_that_destination(clock: HandClock) -> None:
     assert clock() == start, "another chat is not held up"
     await pacer.private("1")
     assert clock() >= start + 5.0
+
+
+async def test_a_new_run_counts_the_groups_last_minute_before_sending_there(
+    clock: HandClock,
+) -> None:
+    pacer = Pacer(Paces(), clock=clock)
+    pacer.seed_group("-100", [10.0] * 19 + [5.0, 90.0])  # 20 within the minute, 1 long ago
+    assert pacer.group_counted("-100") == 20
+    start = clock()
+    await pacer.group("-100")
+    assert clock() >= start + pacing.GROUP_WINDOW - 10.0, "it waits for the oldest to leave"
+    assert clock() < start + pacing.GROUP_WINDOW - 5.0

@@ -126,6 +126,16 @@ class Pacer:
             if not bulk:
                 self._conversation_waiting -= 1
 
+    def seed_group(self, chat: str, ages: list[float]) -> None:
+        """A new run: the group got messages `ages` seconds ago (the last run's), and its
+        window counts them, or a restart would send a fresh 20 into a full minute."""
+        window = self._groups.setdefault(
+            chat, SlidingWindow(self.paces.group_messages, self.paces.group_window)
+        )
+        now = self.clock()
+        recent = sorted(now - age for age in ages if 0 <= age < window.seconds)
+        window.sent = deque(sorted([*window.sent, *recent]))
+
     def pause(self, chat: str, seconds: float) -> None:
         """Telegram said 429 for this destination: nothing more goes there for `seconds`."""
         until = self.clock() + seconds
@@ -136,6 +146,14 @@ class Pacer:
     def overall_wait(self) -> float:
         """Seconds until the bot's overall budget takes another message."""
         return self._overall.wait(self.clock())
+
+    def group_counted(self, chat: str) -> int:
+        """Messages the group's current window counts (for status reports and restarts)."""
+        window = self._groups.get(chat)
+        if window is None:
+            return 0
+        window.wait(self.clock())  # forgets what left the window
+        return len(window.sent)
 
     def group_wait(self, chat: str) -> float:
         """Seconds until the group could take another message (for status reports)."""

@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 # three seconds, so two in flight keep it busy; private chats are many and quick.
 IN_FLIGHT = {Pace.PRIVATE: 16, Pace.GROUP: 2, Pace.BULK: 8}
 LOAD_PAGE = 1000
+# A refresh reads pending rows from this far below the highest id seen: another process's
+# transaction may commit a row with a lower id after this process saw a higher one.
+REFRESH_OVERLAP = 1000
+MARK_AHEAD = 4  # rows of a lane marked "sending" together (see Sender._ahead)
 STOP_GRACE = 5.0  # seconds a stop waits for sends under way before leaving them "sending"
 
 
@@ -88,9 +92,13 @@ class Sender:
         self._slots = {pace: asyncio.Semaphore(n) for pace, n in IN_FLIGHT.items()}
         self._known: set[int] = set()
         self._dropped: dict[str, int] = {}  # forgotten people's lanes: rows below this id
-        self._sending = Batcher(self._write_sending)
-        self._sent = Batcher(self._write_sent)
+        # "sending" and "sent" marks share one batch: under load every transaction carries
+        # the marks of many lanes, both kinds, which is most of what marking costs.
+        self._marks: Batcher[Mark] = Batcher(self._write_marks)
+        self._marked: set[int] = set()  # rows marked "sending" ahead of their call
         self._stopping = False
+        self._highest = 0  # the highest row id queued here
+        self.started = False  # start() has taken over what the last run left
         self.repeated = 0  # rows a dead run left "sending", sent again at this start
 
     # -- what to send --------------------------------------------------------------------
@@ -105,14 +113,26 @@ class Sender:
                 "each may arrive twice",
                 self.repeated,
             )
-        after = 0
-        while True:
+        await self._load(after=0)
+        self.started = True
+
+    async def refresh(self) -> int:
+        """Queues rows another process wrote (`hotline jobs import`'s alerts, a broadcast
+        from the command line); returns how many. Run every few seconds."""
+        return await self._load(after=max(0, self._highest - REFRESH_OVERLAP))
+
+    async def _load(self, *, after: int) -> int:
+        loaded = 0
+        while not self._stopping:
             async with self.sessions() as session:
                 rows = await outbox.pending(session, after_id=after, limit=LOAD_PAGE)
-            if not rows:
+            new = [Queued.of(row) for row in rows if row.id not in self._known]
+            self.wake(new)
+            loaded += len(new)
+            if len(rows) < LOAD_PAGE:
                 break
-            self.wake([Queued.of(row) for row in rows])
             after = rows[-1].id
+        return loaded
 
     def wake(self, rows: Sequence[Queued]) -> None:
         """Queues rows just committed; their lanes start sending."""
@@ -120,6 +140,7 @@ class Sender:
             if row.id in self._known or row.id < self._dropped.get(row.lane, 0):
                 continue
             self._known.add(row.id)
+            self._highest = max(self._highest, row.id)
             queue = self._lanes.setdefault(row.lane, [])
             if queue and queue[-1].id > row.id:
                 queue.append(row)
@@ -150,6 +171,7 @@ class Sender:
         queue = self._lanes.get(lane, [])
         gone = [row for row in queue if row.id < before]
         self._known.difference_update(row.id for row in gone)
+        self._marked.difference_update(row.id for row in gone)
         queue[:] = [row for row in queue if row.id >= before]
 
     def waiting(self) -> dict[str, int]:
@@ -168,7 +190,7 @@ class Sender:
             if loop.time() > deadline:
                 return False
             await asyncio.sleep(0.02)
-        await self._sent.flush()
+        await self._marks.flush()
         return True
 
     async def stop(self) -> None:
@@ -188,7 +210,11 @@ class Sender:
         for task in [*waiting, *carrying]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self._sent.flush()
+        await self._marks.flush()
+        if self._marked:  # marked ahead, never called: not possible repeats at the next start
+            async with self.sessions() as session, session.begin():
+                await outbox.unmark_sending(session, ids=sorted(self._marked))
+            self._marked.clear()
 
     # -- one lane ------------------------------------------------------------------------
 
@@ -254,7 +280,10 @@ class Sender:
         else:
             body = _merge_posts(batch)
         async with self._slots.get(first.pace, self._slots[Pace.BULK]):
-            await self._sending.add([row.id for row in batch])
+            unmarked = [row.id for row in batch if row.id not in self._marked]
+            if unmarked:
+                await self._marks.add(Mark(sending=[*unmarked, *self._ahead(lane, batch)]))
+            self._marked.difference_update(row.id for row in batch)  # now they are called
             task = asyncio.current_task()
             self._carrying.add(task)
             try:
@@ -270,12 +299,14 @@ class Sender:
                 queue.remove(row)
         self._known.difference_update(row.id for row in batch)
         if delivered.status == "sent":
-            marked = self._sent.add_nowait([(row.id, delivered.ids) for row in batch])
+            marked = self._marks.add_nowait(Mark(sent=[(row.id, delivered.ids) for row in batch]))
             if any(row.body.get("erase_after") for row in batch) and self.after_erasure:
                 await asyncio.shield(marked)
                 await self.after_erasure()
             return
-        if delivered.status == OutboxStatus.BLOCKED:
+        if delivered.status == OutboxStatus.BLOCKED:  # the lane's other rows are given up
+            self._known.difference_update(row.id for row in queue)
+            self._marked.difference_update(row.id for row in queue)
             queue.clear()
             async with self.sessions() as session, session.begin():
                 await outbox.mark_ended(
@@ -300,15 +331,37 @@ class Sender:
 
     # -- marks ---------------------------------------------------------------------------
 
-    async def _write_sending(self, batches: list[list[int]]) -> None:
-        async with self.sessions() as session, session.begin():
-            await outbox.mark_sending(session, ids=[i for ids in batches for i in ids])
+    def _ahead(self, lane: str, batch: list[Queued]) -> list[int]:
+        """The rows right behind `batch` in its lane that will go next as they are (a turn's
+        other replies): marked "sending" with it, one transaction before a turn's replies
+        instead of one each. A kill before their call counts them among the possible
+        repeats, the price of the saved transactions; a stop sets them back to pending."""
+        queue = self._lanes.get(lane, [])
+        start = queue.index(batch[-1]) + 1 if batch[-1] in queue else len(queue)
+        ahead = []
+        for row in queue[start : start + MARK_AHEAD]:
+            if row.held or row.pace != batch[0].pace or row.id in self._marked:
+                break
+            ahead.append(row.id)
+        self._marked.update(ahead)
+        return ahead
 
-    async def _write_sent(self, results: list[list[tuple[int, list[int]]]]) -> None:
+    async def _write_marks(self, marks: list[Mark]) -> None:
+        sending = [i for mark in marks for i in mark.sending]
+        sent = [r for mark in marks for r in mark.sent]
         async with self.sessions() as session, session.begin():
-            await outbox.mark_sent(
-                session, results=[r for batch in results for r in batch], now=self.clock()
-            )
+            if sending:
+                await outbox.mark_sending(session, ids=sending)
+            if sent:
+                await outbox.mark_sent(session, results=sent, now=self.clock())
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """Rows to mark "sending" (just before their call), or "sent" with the ids they made."""
+
+    sending: list[int] = field(default_factory=list)
+    sent: list[tuple[int, list[int]]] = field(default_factory=list)
 
 
 def _gather(batch: list[Queued]) -> dict:

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -23,6 +24,7 @@ from telegram.constants import MessageLimit, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
 
+from bot.channels.telegram.http import AiohttpRequest
 from bot.channels.telegram.inbound import CHANNEL, to_inbound
 from bot.channels.telegram.rendering import (
     keyboard,
@@ -34,13 +36,13 @@ from bot.channels.telegram.rendering import (
 from bot.channels.telegram.sent import RATE_LIMITED_WAITS, Sent, retry_seconds
 from bot.channels.telegram.staff_group import StaffGroup
 from bot.delivery.pacing import Pacer, Paces
-from bot.delivery.sender import Delivered, Sender
+from bot.delivery.sender import IN_FLIGHT, Delivered, Sender
 from bot.done_marks import DoneMarks
 from bot.engine import Engine
 from bot.lanes import Lanes
 from bot.log_redaction import person_tag
 from bot.settings import Settings
-from db import inbox, people, tickets
+from db import inbox, outbox, people, tickets
 from db.models import InboxStatus, InboxUpdate, Pace, utcnow
 from db.outbox import chat_lane
 from handlers.messages import Inbound, Outgoing, Reply
@@ -64,13 +66,16 @@ RESUME_BATCH = 200  # stored rows read at a time when a start resumes a previous
 
 def build_application(settings: Settings) -> Application:
     """The python-telegram-bot Application: its bot and job queue; no Updater, and no rate
-    limiter: the pace is kept per destination by bot/delivery/pacing.py."""
+    limiter: the pace is kept per destination by bot/delivery/pacing.py. Its HTTP goes through
+    aiohttp (bot/channels/telegram/http.py), much cheaper per call than httpx."""
     return (
         Application.builder()
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_file_base_url)
-        .connection_pool_size(CONCURRENT_TURNS)
+        # sends of every class in flight at once (bot/delivery/sender.py), and turns' calls
+        .request(AiohttpRequest(connection_pool_size=CONCURRENT_TURNS + sum(IN_FLIGHT.values())))
+        .get_updates_request(AiohttpRequest())
         .updater(None)
         .build()
     )
@@ -175,6 +180,7 @@ class TelegramChannel:
         offset, drained = None, False
         while not drained:
             offset, drained = await self._poll(offset, timeout=0, limit=POLL_LIMIT, queue=False)
+        await self._seed_group_pace()
         await self.sender.start()  # what a previous run decided goes before anything new
         await self.resume()
         while True:
@@ -182,6 +188,22 @@ class TelegramChannel:
             offset, _ = await self._poll(
                 offset, timeout=self.poll_timeout, limit=min(POLL_LIMIT, room)
             )
+
+    async def _seed_group_pace(self) -> None:
+        """The staff group's last minute, as the database knows it (the last run's posts and
+        topics), goes into its pace before anything is sent."""
+        if self.staff_chat_id is None:
+            return
+        now = utcnow()
+        since = now - timedelta(seconds=self.pacer.paces.group_window)
+        async with self.sessions() as session:
+            moments = await outbox.group_sends_since(session, channel=CHANNEL, since=since, now=now)
+            moments += await tickets.topic_requests_since(session, since=since)
+        if moments:
+            self.pacer.seed_group(
+                str(self.staff_chat_id), [(now - at).total_seconds() for at in moments]
+            )
+            log.info("the staff group got %d message(s) in the last minute", len(moments))
 
     async def _poll(
         self, offset: int | None, *, timeout: int, limit: int, queue: bool = True
