@@ -20,7 +20,8 @@ from dataclasses import dataclass
 # messages per minute to the same group"). One second of margin: a send leaves some time
 # after its slot is taken, and Telegram counts arrivals.
 GROUP_MESSAGES, GROUP_WINDOW = 20, 61.0
-OVERALL_MARGIN = 0.1  # seconds, for the same reason, on the bot's overall second
+OVERALL_MARGIN = 0.25  # seconds, for the same reason, on the bot's overall second: 0.1 let a
+# 429 through in bench/surge.py once calls went over aiohttp, many connections at once
 QUIET_CHATS_KEPT = 10_000  # private chats' buckets kept in memory before idle ones are dropped
 
 
