@@ -1,4 +1,4 @@
-"""The `hotline` command: run, demo, db upgrade, staff, status, content check."""
+"""The `hotline` command: run, demo, db upgrade, staff, jobs, status, content check."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 import math
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from bot.log_redaction import RedactingFilter, use_tag_key
@@ -47,6 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     staff_actions.add_parser("list", help="list the registered staff")
     remove = staff_actions.add_parser("remove", help="remove a staff member")
     remove.add_argument("telegram_user_id", type=_telegram_user_id, metavar="TELEGRAM_USER_ID")
+    jobs = commands.add_parser("jobs", help="job listings: import a CSV, list them, expire one")
+    job_actions = jobs.add_subparsers(dest="action", required=True)
+    job_import = job_actions.add_parser(
+        "import", help="add the listings of a CSV file (header as in content/jobs_template.csv)"
+    )
+    job_import.add_argument("file", type=Path, metavar="FILE.csv")
+    job_actions.add_parser("list", help="the listings workers are shown now")
+    job_expire = job_actions.add_parser("expire", help="stop showing a listing now")
+    job_expire.add_argument("listing_id", type=int, metavar="ID")
     status = commands.add_parser(
         "status", help="what waits to be sent, per destination, and when it should be out"
     )
@@ -60,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             "demo": _demo,
             "db": _db,
             "staff": _staff,
+            "jobs": _jobs,
             "status": _status,
             "content": _content,
         }
@@ -201,6 +212,55 @@ def _staff(args: argparse.Namespace) -> int:
                 else:
                     print(f"Removed Telegram user {args.telegram_user_id} from the staff.")
             return 0
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(act())
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from bot import jobs_admin
+    from bot.jobs_import import CsvHeaderError, decode
+    from db.models import utcnow
+    from db.session import session_factory
+
+    settings = load_settings(StorageSettings)
+    catalog = Catalog(settings.content_dir)
+    text = None
+    if args.action == "import":
+        try:
+            text = decode(args.file.read_bytes())
+        except OSError as error:
+            print(f"hotline: cannot read {args.file}: {error.strerror}", file=sys.stderr)
+            return 1
+        except CsvHeaderError as error:
+            print(f"hotline: {args.file}: {error}", file=sys.stderr)
+            return 1
+
+    async def act() -> int:
+        engine = await _ready_database(settings.database_url)
+        sessions = session_factory(engine)
+        try:
+            if args.action == "import":
+                report = await jobs_admin.import_csv(
+                    sessions, catalog=catalog, text=text, now=utcnow()
+                )
+                jobs_admin.print_report(report, sys.stdout)
+                return 1 if report.bad else 0
+            if args.action == "list":
+                await jobs_admin.print_listings(
+                    sessions, catalog=catalog, now=utcnow(), out=sys.stdout
+                )
+                return 0
+            if not await jobs_admin.expire(
+                sessions, listing_id=args.listing_id, now=utcnow(), out=sys.stdout
+            ):
+                print(f"hotline: there is no listing {args.listing_id}.", file=sys.stderr)
+                return 1
+            return 0
+        except CsvHeaderError as error:
+            print(f"hotline: {args.file}: {error}", file=sys.stderr)
+            return 1
         finally:
             await engine.dispose()
 

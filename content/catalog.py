@@ -15,7 +15,10 @@ import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, meta
 from markupsafe import Markup
 
+from content import jobs as jobs_content
+from content import legal_aid
 from content.crisis import CrisisWords
+from content.guide import check as check_guide
 from content.office_hours import OfficeHours
 
 PACKAGED = Path(__file__).parent
@@ -69,7 +72,6 @@ class Catalog:
         self.open_tickets_per_person: int = int(self.limits.get("open_tickets_per_person", 5))
         self.staff_language: str = str(settings.get("staff_language", self.default_language))
         self.reopen_days: int = int(settings.get("reopen_days", 14))
-        self.referrals: list[str] = list(_read_yaml(self.folder / "referrals.yaml")["referrals"])
         try:
             self.office_hours = OfficeHours.from_file(self.folder / "office_hours.yaml")
             self.crisis_words = CrisisWords.from_file(self.folder / "crisis.yaml")
@@ -119,6 +121,10 @@ class Catalog:
     def category(self, key: str) -> Category | None:
         return next((c for c in self.categories if c.key == key), None)
 
+    def keys(self, language: str) -> frozenset[str]:
+        """The text keys a language has (services' checks ask which of theirs are missing)."""
+        return frozenset(self._sources[language])
+
     def labels_in_every_language(self, key: str) -> list[str]:
         """A choice's label in each language, so a bilingual worker may type either."""
         return [str(self._translators[lang](key)) for lang in self.languages]
@@ -150,10 +156,6 @@ class Catalog:
             for district in self.districts:
                 if f"districts.{district}" not in labels:
                     problems.append(f"{language}: no label districts.{district}")
-            for referral in self.referrals:
-                for part in ("name", "details"):
-                    if f"referrals.{referral}.{part}" not in labels:
-                        problems.append(f"{language}: no text referrals.{referral}.{part}")
         samples = _read_yaml(self.folder / "samples.yaml")
         for name in self.environment.list_templates(extensions=["j2"]):
             if name not in samples:
@@ -172,6 +174,9 @@ class Catalog:
                     )
                 except Exception as error:
                     problems.append(f"{language}: text {key!r} does not render: {error}")
+        problems += jobs_content.check(self)
+        problems += legal_aid.check(self)  # the directory, which Refer offers too
+        problems += check_guide(self)  # sections, tree, search settings, calculator rates
         return problems
 
     def _variables(self, source: str) -> set[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -31,6 +31,7 @@ OPEN_STATUSES = (TicketStatus.NEW, TicketStatus.CLAIMED, TicketStatus.WAITING)
 class TicketKind(StrEnum):
     COMPLAINT = "complaint"
     TALK = "talk"  # "talk to a person" from the main menu
+    LEGAL_AID = "legal_aid"  # "ask a lawyer to call me back" at the end of /legalaid
 
 
 class Direction(StrEnum):
@@ -226,3 +227,51 @@ class OutboxItem(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+
+
+class JobListing(SQLModel, table=True):
+    """A job a coordinator imported (`hotline jobs import`); shown until it expires."""
+
+    __tablename__ = "job_listing"
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=100)
+    employer: str = Field(max_length=100)
+    district: str = Field(max_length=32, index=True)
+    trade: str = Field(max_length=32, index=True)
+    pay_min: int  # yuan a month
+    pay_max: int
+    hours: str = Field(max_length=100)
+    housing: bool = False
+    contact: str = Field(max_length=200)
+    posted_at: datetime = Field(default_factory=utcnow)
+    expires_on: date = Field(index=True)  # the last day it is shown (the centre's local date)
+    expired_at: datetime | None = None  # `hotline jobs expire`: taken down before that day
+    # A digest of the row as imported: the same row imported again is recognised, not doubled.
+    source_key: str = Field(max_length=64, unique=True)
+
+
+class JobSubscription(SQLModel, table=True):
+    """A worker's "tell me about new jobs like this": the filters they browsed with (None:
+    any). A worker may keep a few (content/jobs.yaml subscriptions_per_person)."""
+
+    __tablename__ = "job_subscription"
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    district: str | None = Field(default=None, max_length=32)
+    trade: str | None = Field(default=None, max_length=32)
+    pay_min: int | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class JobAlertSent(SQLModel, table=True):
+    """One row per listing a worker was alerted to: never the same listing twice."""
+
+    __tablename__ = "job_alert_sent"
+    __table_args__ = (UniqueConstraint("person_id", "listing_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    listing_id: int = Field(foreign_key="job_listing.id")
+    sent_at: datetime = Field(default_factory=utcnow)

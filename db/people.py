@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, delete, update
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db import inbox, outbox
+from db import inbox, jobs, outbox
 from db.conversations import SavedConversation
 from db.models import (
     Conversation,
@@ -84,6 +84,7 @@ async def forget_person(session: AsyncSession, *, person: Person, now: datetime)
         )
     )
     await session.exec(delete(Conversation).where(Conversation.person_id == person.id))
+    await jobs.forget_jobs_of(session, person_id=person.id)  # no more alerts, no trace of them
     # The inbox keeps each update as it came: the person's own, and the staff's in their
     # tickets' topics (a Claim press carries the card, a reply quotes what they wrote).
     topics = await session.exec(

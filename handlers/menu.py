@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from handlers.flow import Flow, Goto, Outcome, Turn
+from handlers.guide import answer_question
 from handlers.messages import Choice
 from handlers.talk import write_to_counsellor
 
 menu = Flow("menu")
 language = Flow("language", commands=["language"])
 
-MENU_ITEMS = ("complaint", "talk", "my_tickets", "language", "help")
+MENU_ITEMS = ("complaint", "talk", "my_tickets", "legal_aid", "jobs", "guide", "language", "help")
 DESTINATIONS = {
     "complaint": "complaint",
     "talk": "talk",
     "my_tickets": "tickets",
+    "legal_aid": "legal_aid",
+    "jobs": "jobs",
+    "guide": "guide",
     "language": "language",
 }
 
@@ -25,9 +29,10 @@ def menu_options(turn: Turn) -> list[Choice]:
 @menu.step("main", expects="choice", options=menu_options, free=True)
 async def main(turn: Turn) -> Outcome:
     """Opens the chosen service; help is answered here and the menu shown again; anything
-    else is a message for the worker's counsellor."""
+    else is a message for the worker's counsellor, or, when there is none to write to, a
+    question for the city guide."""
     if turn.choice is None:
-        return await write_to_counsellor(turn)
+        return await write_to_counsellor(turn, otherwise=answer_question)
     if turn.choice == "help":
         turn.say("help.text")
         return "main"

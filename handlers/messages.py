@@ -66,6 +66,17 @@ class Choice:
     words: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Place:
+    """A map pin sent after a reply's text (on Telegram a venue): where a worker can go.
+    Title and address are plain text, not HTML: a map shows them as they are."""
+
+    latitude: float
+    longitude: float
+    title: str
+    address: str
+
+
 @dataclass(slots=True)
 class Reply:
     """One message to the person: HTML text (user input already escaped) and its choices."""
@@ -74,22 +85,29 @@ class Reply:
     choices: list[Choice] = field(default_factory=list)
     choice_tag: str | None = None  # which question the buttons answer, to spot old keyboards
     urgent: bool = False  # sent even while a flood holds the other replies back (crisis)
+    place: Place | None = None  # a map pin after the text (which may then be empty)
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "text": self.text,
             "choices": [[c.key, c.label, c.numbered] for c in self.choices],
             "choice_tag": self.choice_tag,
             "urgent": self.urgent,
         }
+        if self.place is not None:  # rows without one stay as they were
+            place = self.place
+            data["place"] = [place.latitude, place.longitude, place.title, place.address]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> Reply:
+        place = data.get("place")
         return cls(
             text=data["text"],
             choices=[Choice(key, label, numbered) for key, label, numbered in data["choices"]],
             choice_tag=data["choice_tag"],
             urgent=data.get("urgent", False),
+            place=Place(*place) if place else None,
         )
 
 

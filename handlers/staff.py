@@ -14,6 +14,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from content.catalog import Catalog, Translator
+from content.legal_aid import directory
 from db import outbox
 from db import staff as registry
 from db.models import (
@@ -27,8 +28,10 @@ from db.models import (
 )
 from db.outbox import Rates
 from db.tickets import add_ticket_message, lock_ticket
+from handlers.legal_aid import details_of, entry_name
 from handlers.mediation import relay_from_staff, set_status, tell_worker
 from handlers.messages import Choice, Inbound, InboundKind, Outgoing, Reply
+from handlers.staff_jobs import jobs_command
 
 log = logging.getLogger(__name__)
 NOTE_PREFIX = "!"
@@ -69,6 +72,8 @@ async def from_staff(turn: StaffTurn) -> None:
         await staff_command(turn)
     elif inbound.kind is InboundKind.COMMAND and inbound.command == "status":
         await status_command(turn)
+    elif inbound.kind is InboundKind.COMMAND and inbound.command == "jobs":
+        await jobs_command(turn)
     elif turn.ticket is None or inbound.kind is InboundKind.EDIT:
         return  # the group's general chat, or an edit: not for a worker
     elif inbound.kind is InboundKind.COMMAND and inbound.command == "note":
@@ -176,29 +181,28 @@ async def claim(turn: StaffTurn) -> None:
 
 
 async def refer(turn: StaffTurn) -> None:
-    """Offers the referral destinations listed in content/referrals.yaml."""
+    """Offers the directory's referable places (content/legal_aid.yaml)."""
     if not await _may_decide(turn):
         return
     choices = [
-        Choice(key, str(turn.t(f"referrals.{key}.name")), numbered=False)
-        for key in turn.catalog.referrals
+        Choice(entry.key, str(entry_name(turn.t, entry)), numbered=False)
+        for entry in directory(turn.catalog.folder).referable
     ]
     tag = f"refer.{turn.ticket.id}"
     turn.replies.append(Reply(str(turn.t("staff.refer_to")), choices, choice_tag=tag))
 
 
 async def refer_to(turn: StaffTurn, destination: str) -> None:
-    """Refers the ticket; the worker receives the destination's details in their language."""
-    if destination not in turn.catalog.referrals:
+    """Refers the ticket; the worker receives the place's details from the directory, in
+    their language."""
+    entry = directory(turn.catalog.folder).get(destination)
+    if entry is None or not entry.referable:
         turn.alert = str(turn.t("staff.no_ticket"))
         return
     if not await _may_decide(turn):
         return
     ticket = turn.ticket
-    notice = (
-        "staff.referred",
-        {"alias": turn.staff.alias, "name": turn.t(f"referrals.{destination}.name")},
-    )
+    notice = ("staff.referred", {"alias": turn.staff.alias, "name": entry_name(turn.t, entry)})
     referred = await set_status(
         turn,
         ticket,
@@ -216,8 +220,8 @@ async def refer_to(turn: StaffTurn, destination: str) -> None:
         ticket,
         turn.worker,
         "mediation.worker_referred",
-        name=worker_t(f"referrals.{destination}.name"),
-        details=worker_t(f"referrals.{destination}.details"),
+        name=entry_name(worker_t, entry),
+        details=details_of(worker_t, entry),
     )
 
 

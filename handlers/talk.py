@@ -5,6 +5,7 @@ reopening a ticket that ended recently."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -109,8 +110,11 @@ async def open_talk_ticket(turn: Turn, *, urgent: bool = False) -> Ticket:
     return ticket
 
 
-async def write_to_counsellor(turn: Turn) -> Outcome:
-    """A message outside any question: for the worker's ticket, if there is one to take it."""
+async def write_to_counsellor(
+    turn: Turn, *, otherwise: Callable[[Turn], Outcome] | None = None
+) -> Outcome:
+    """A message outside any question: for the worker's ticket, if there is one to take it;
+    typed text with no ticket to take it goes to `otherwise` (the city guide's search)."""
     if relayed_already(turn, turn.inbound.message_id):
         return STAY  # the crisis alert passed it on already
     message = message_of(turn)
@@ -122,6 +126,8 @@ async def write_to_counsellor(turn: Turn) -> Outcome:
         turn.session, person_id=turn.person.id, ended_since=since
     )
     if not candidates:
+        if otherwise is not None and turn.inbound.media is None and turn.text:
+            return otherwise(turn)
         turn.say("common.not_a_choice")
         return "main"
     if len(candidates) == 1:

@@ -24,7 +24,7 @@ def test_control_characters_are_removed_and_lone_surrogates_replaced() -> None:
 async def test_a_nul_in_a_crisis_message_still_brings_help(api: LocalBotApi, start_hotline) -> None:
     hotline, forum = await start_desk(api, start_hotline, COUNSELLOR_LI)
     worker = api.user(4101, "Wang\x00 Fang\x1b", username="wang\x00fang", language_code="zh-hans")
-    for answer in ("/start", "中文", "找工作人员聊聊", "同意"):
+    for answer in ("/start", "中文", "和工作人员聊聊", "同意"):
         await say(worker, answer)
     got = texts(await say(worker, "老板不给钱\x00，我真的不想活了\x00"))
     assert "110" in got and "12356" in got

@@ -20,7 +20,7 @@ from bot.channels.telegram import CHANNEL
 from bot.delivery.items import to_person
 from bot.delivery.pacing import Pacer, Paces
 from db import outbox
-from db.models import OutboxItem, OutboxStatus, Person, Ticket, TicketMessage, utcnow
+from db.models import OutboxItem, OutboxStatus, Pace, Person, Ticket, TicketMessage, utcnow
 from handlers.messages import Reply
 from local_servers.telegram import LocalBotApi, TelegramLimits, busiest_window
 from tests import desk
@@ -304,3 +304,27 @@ async def test_rows_another_process_wrote_are_sent_within_seconds(
         )
     got = await worker.next_message(timeout=15)
     assert got.plain == "New jobs near you"
+
+
+async def test_a_bulk_row_gives_way_to_conversation_in_the_pacer(
+    api: LocalBotApi, start_hotline
+) -> None:
+    hotline = await start_hotline()
+    worker = api.user(5902, language_code="en")
+    await say(worker, "/start")
+    await worker.quiet(0.3)
+    pacer, paced = hotline.telegram.pacer, []
+    private = pacer.private
+
+    async def recording(chat: str, *, bulk: bool = False) -> None:
+        paced.append(bulk)
+        await private(chat, bulk=bulk)
+
+    pacer.private = recording
+    alert = to_person(CHANNEL, str(worker.id), [Reply("3 new jobs")])[0]
+    alert.pace = Pace.BULK  # as a job alert is queued
+    async with hotline.sessions() as session, session.begin():
+        await outbox.add_items(session, items=[alert], now=utcnow())
+    assert (await worker.next_message(timeout=15)).plain == "3 new jobs"
+    await say(worker, "English")
+    assert paced[0] is True and paced[-1] is False

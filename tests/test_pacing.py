@@ -4,11 +4,15 @@ window it allows holds no more than Telegram's server lets through."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
 from bot.delivery import pacing
 from bot.delivery.pacing import Pacer, Paces
+from bot.delivery.sender import Queued, Sender, _replies_to_merge
+from db.models import utcnow
+from handlers.messages import Place, Reply
 from local_servers.telegram import busiest_window
 
 
@@ -105,3 +109,17 @@ async def test_a_new_run_counts_the_groups_last_minute_before_sending_there(
     await pacer.group("-100")
     assert clock() >= start + pacing.GROUP_WINDOW - 10.0, "it waits for the oldest to leave"
     assert clock() < start + pacing.GROUP_WINDOW - 5.0
+
+
+def test_a_reply_with_a_map_pin_is_never_merged_into_others() -> None:
+    def row(n: int, *, held: bool = False, place: bool = False) -> Queued:
+        reply = Reply(f"text {n}", place=Place(31.38, 120.98, "站", "路") if place else None)
+        body = {"to": "chat", "reply": reply.to_dict()}
+        return Queued(n, "private", "telegram:chat:1", body, held)
+
+    queue = [row(1), row(2, place=True), row(3)]
+    assert [r.id for r in _replies_to_merge(queue, queue[0])] == [1]
+    assert [r.id for r in _replies_to_merge(queue, queue[1])] == [2]
+    held = [row(1, held=True), row(2, held=True, place=True), row(3, held=True)]
+    batch, _ = Sender._next(held, utcnow() + timedelta(seconds=1))
+    assert [r.id for r in batch] == [1], "held replies gather up to the pin, which goes alone"

@@ -13,7 +13,7 @@ from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
-from bot.channels.telegram.rendering import split_text, telegram_length
+from bot.channels.telegram.rendering import keyboard, split_text, telegram_length
 from db.models import Delivery, Direction, TicketMessage
 from handlers.messages import Choice, Reply
 from local_servers.telegram import LocalBotApi
@@ -230,3 +230,14 @@ async def test_an_undelivered_answer_says_why_in_the_topic(
     record = (await to_worker(hotline))[-1]
     blocked = fault["status"] == 403
     assert record.delivery_status == (Delivery.BLOCKED if blocked else Delivery.FAILED)
+
+
+def test_buttons_without_numbers_sit_side_by_side_only_while_they_fit() -> None:
+    def rows(*labels: str) -> list[list[str]]:
+        choices = [Choice(f"k{n}", label, numbered=False) for n, label in enumerate(labels)]
+        return [[b.text for b in row] for row in keyboard(Reply("?", choices, "t")).inline_keyboard]
+
+    assert rows("« Back", "✖ Cancel") == [["« Back", "✖ Cancel"]]
+    places = ("Kunshan Legal Aid Centre", "Labour Dispute Arbitration Committee", "12351")
+    assert rows(*places) == [[places[0]], [places[1]], [places[2]]]
+    assert rows("a", "b", "c", "d") == [["a", "b", "c"], ["d"]]

@@ -65,7 +65,7 @@ class Delivered:
     error: str | None = None
 
 
-CarryOut = Callable[[dict], Awaitable[Delivered]]
+CarryOut = Callable[[dict, str], Awaitable[Delivered]]  # a row's body and its pace
 
 
 class Sender:
@@ -261,11 +261,11 @@ class Sender:
             if row.held and row.due > now:
                 soonest = row.due if soonest is None else min(soonest, row.due)
                 continue
-            if not row.held:
+            if not row.held or not _mergeable(row):
                 return [row], None
             together = [row]
             for later in queue[index + 1 :]:
-                if not later.held or later.due > now:
+                if not later.held or later.due > now or not _mergeable(later):
                     break
                 together.append(later)
             return together, None
@@ -287,7 +287,7 @@ class Sender:
             task = asyncio.current_task()
             self._carrying.add(task)
             try:
-                delivered = await self.carry_out(body)
+                delivered = await self.carry_out(body, first.pace)
             except Exception as error:  # a bug in carrying out: the row fails, the lane goes on
                 log.exception("could not carry out outbox row %s", first.id)
                 delivered = Delivered("failed", error=type(error).__name__)
@@ -403,11 +403,21 @@ def _posts_to_merge(queue: list[Queued], first: Queued) -> list[Queued]:
 
 def _replies_to_merge(queue: list[Queued], first: Queued) -> list[Queued]:
     batch = [first]
+    if not _mergeable(first):
+        return batch
     for row in queue[queue.index(first) + 1 :]:
         if batch[-1].body["reply"]["choices"] or row.held or row.body.get("to") != "chat":
             break
+        if not _mergeable(row):
+            break
         batch.append(row)
     return batch
+
+
+def _mergeable(row: Queued) -> bool:
+    """A reply that is only text: one with a map pin is a message of its own kind."""
+    reply = row.body.get("reply")
+    return reply is None or not reply.get("place")
 
 
 def _merge_posts(batch: list[Queued]) -> dict:

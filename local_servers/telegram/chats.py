@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from local_servers.telegram.server import LocalBotApi
 
 _COMMAND = re.compile(r"/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?")
-_KINDS = ("text", "photo", "document", "voice", "video", "sticker", "location", "contact")
+_KINDS = ("text", "photo", "document", "voice", "video", "sticker", "venue", "location", "contact")
 _query_ids = itertools.count(1)
 
 
@@ -72,7 +72,7 @@ class BotMessage:
             chat_id=message["chat"]["id"],
             message_thread_id=message.get("message_thread_id"),
             text=text,
-            plain=message.get("text", message.get("caption")),
+            plain=message.get("text", message.get("caption", _venue_text(message))),
             parse_mode=parse_mode,
             buttons=_inline_buttons(message),
             kind=kind,
@@ -93,6 +93,12 @@ class BotMessage:
     @property
     def button_texts(self) -> list[str]:
         return [button.text for row in self.buttons for button in row]
+
+
+def _venue_text(message: dict) -> str | None:
+    """What a person reads on a venue: its title and address (None for other messages)."""
+    venue = message.get("venue")
+    return f"{venue['title']}\n{venue['address']}" if venue else None
 
 
 def _inline_buttons(message: dict) -> list[list[Button]]:

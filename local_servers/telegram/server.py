@@ -74,6 +74,7 @@ STRING_PARAMS = frozenset(
         "short_description",
         "emoji",
         "title",
+        "address",
         "action",
         "icon_custom_emoji_id",
         "secret_token",
@@ -241,6 +242,7 @@ class LocalBotApi:
             "sendDocument": self._send_document,
             "sendVoice": self._send_voice,
             "sendVideo": self._send_video,
+            "sendVenue": self._send_venue,
             "sendChatAction": self._send_chat_action,
             "getFile": self._get_file,
             "getChat": self._get_chat,
@@ -884,6 +886,24 @@ class LocalBotApi:
 
     async def _send_video(self, params: dict) -> dict:
         return await self._send_media("video", params)
+
+    async def _send_venue(self, params: dict) -> dict:
+        """A map pin with a title and an address; Telegram's Message carries it as both a
+        venue and its location."""
+        chat, thread_id = self._destination(params)
+        try:
+            latitude, longitude = float(params["latitude"]), float(params["longitude"])
+        except (KeyError, TypeError, ValueError):
+            raise bad_request("wrong latitude or longitude specified") from None
+        if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+            raise bad_request("wrong latitude or longitude specified")
+        for name in ("title", "address"):
+            if not str(params.get(name) or "").strip():
+                raise bad_request(f"venue {name} is empty")
+        location = {"latitude": latitude, "longitude": longitude}
+        venue = {"location": location, "title": params["title"], "address": params["address"]}
+        content = {"venue": venue, "location": location}
+        return self._post(chat, thread_id, params, content, text=None, parse_mode=None)
 
     async def _send_chat_action(self, params: dict) -> bool:
         self._destination(params)

@@ -12,6 +12,7 @@ stored-but-unhandled is handled, and whatever was handled-but-unanswered is answ
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Sequence
@@ -373,8 +374,16 @@ class TelegramChannel:
             except Exception:  # one failed item must not hold back the others
                 log.exception("could not carry out %s for ticket %s", item.action, item.ticket_id)
 
-    async def carry_out(self, body: dict) -> Delivered:
-        """One outbox row: a reply in a worker's chat or in the staff group, or an Outgoing."""
+    async def carry_out(self, body: dict, pace: str = Pace.PRIVATE) -> Delivered:
+        """One outbox row: a reply in a worker's chat or in the staff group, or an Outgoing.
+        A bulk row (a job alert, a broadcast) gives way to conversation in the pacer."""
+        token = _carrying_bulk.set(pace == Pace.BULK)
+        try:
+            return await self._carry_out_row(body)
+        finally:
+            _carrying_bulk.reset(token)
+
+    async def _carry_out_row(self, body: dict) -> Delivered:
         if "outgoing" in body:
             item = Outgoing.from_dict(body["outgoing"])
             sent = await self.staff_group.carry_out(item, records=body.get("records", ()))
@@ -419,11 +428,12 @@ class TelegramChannel:
         reply_to: int | None = None,
     ) -> Sent:
         """Sends one reply, a long one in pieces one after the other (the buttons on the
-        last); its id is the last piece's."""
-        chunks = split_text(reply.text)
+        last), then its map pin as a venue, if it has one; its id is the last message's."""
+        chunks = split_text(reply.text) if reply.text or reply.place is None else []
+        last = len(chunks) - 1 if reply.place is None else None  # else the venue has them
         sent = Sent("sent")
         for index, chunk in enumerate(chunks):
-            markup = keyboard(reply) if index == len(chunks) - 1 else None
+            markup = keyboard(reply) if index == last else None
             sent = await self._send_text(
                 chat_id,
                 chunk,
@@ -433,6 +443,21 @@ class TelegramChannel:
             )
             if sent.status != "sent":
                 return sent
+        if reply.place is not None:
+            place = reply.place
+            sent = await self._attempt(
+                chat_id,
+                lambda: self.bot.send_venue(
+                    chat_id,
+                    place.latitude,
+                    place.longitude,
+                    place.title,
+                    place.address,
+                    reply_markup=keyboard(reply),
+                    message_thread_id=thread_id,
+                    reply_parameters=reply_parameters(reply_to) if not chunks else None,
+                ),
+            )
         return sent
 
     async def copy(
@@ -564,11 +589,16 @@ class TelegramChannel:
         if chat_id == self.staff_chat_id:
             await self.pacer.group(str(chat_id))
         else:
-            await self.pacer.private(str(chat_id))
+            await self.pacer.private(str(chat_id), bulk=_carrying_bulk.get())
 
     def _who(self, chat_id: int) -> str:
         """How logs name a chat: never by a person's Telegram id."""
         return "the staff group" if chat_id == self.staff_chat_id else person_tag(chat_id)
+
+
+# Whether the outbox row being carried out is bulk: every send path (texts in pieces, venues,
+# copies) paces through pace(), and a context variable reaches it without a flag on each.
+_carrying_bulk: contextvars.ContextVar[bool] = contextvars.ContextVar("bulk", default=False)
 
 
 class _HtmlRejected(Exception):

@@ -12,9 +12,12 @@ from telegram.constants import MessageLimit
 from bot.channels.telegram.inbound import CHOICE_SEPARATOR
 from handlers.messages import Choice, Reply
 
+ROW_BUTTONS, ROW_CHARS = 3, 24  # what fits side by side on a phone, labels' characters
+
 
 def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
-    """Numbered choices one to a row (short ones two), the others together on the last row."""
+    """Numbered choices one to a row (short ones two), the others after them, side by side
+    while they fit (Refer's long place names each get a row)."""
     if not reply.choices:
         return None
     rows: list[list[InlineKeyboardButton]] = []
@@ -26,10 +29,14 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
             rows[-1].append(button)
         else:
             rows.append([button])
-    others = [_button(reply, c, c.label) for c in reply.choices if not c.numbered]
-    if others:
-        rows.append(others)
-    return InlineKeyboardMarkup(rows)
+    others: list[list[InlineKeyboardButton]] = []
+    for choice in (c for c in reply.choices if not c.numbered):  # back, cancel, skip: a row
+        row = others[-1] if others else None
+        width = sum(len(b.text) for b in row) + len(choice.label) if row else 0
+        if row is None or len(row) == ROW_BUTTONS or width > ROW_CHARS:  # long ones: own row
+            others.append([])
+        others[-1].append(_button(reply, choice, choice.label))
+    return InlineKeyboardMarkup(rows + others)
 
 
 def _button(reply: Reply, choice: Choice, label: str) -> InlineKeyboardButton:
