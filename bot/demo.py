@@ -10,9 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from pathlib import Path
 
+from sqlalchemy import func
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import select
+
+from bot.jobs_admin import import_csv
+from bot.jobs_import import decode
 from bot.service import Hotline
 from bot.settings import Settings, load_settings
+from content.catalog import PACKAGED
+from db.models import InboxUpdate, utcnow
 from db.staff import register_staff
 from local_servers.telegram import BotMessage, LocalBotApi
 
@@ -46,6 +55,7 @@ async def run_demo(*, database_url: str | None = None) -> int:
         )
         forum = server.forum(STAFF_CHAT_ID, "Hotline staff")
         hotline = Hotline(settings, poll_timeout=1)
+        server.number_updates_after(await _last_update_id(hotline))
         await hotline.start()
         try:
             async with hotline.sessions() as session, session.begin():
@@ -56,6 +66,7 @@ async def run_demo(*, database_url: str | None = None) -> int:
                     role="counsellor",
                     alias="Counsellor Li",
                 )
+            await _sample_jobs(hotline)
             desk = _Desk(server.user(COUNSELLOR_ID, "Li"), forum)
             worker = server.user(WORKER_ID, "Demo Worker", language_code="zh-hans")
             print(HELP)
@@ -128,6 +139,28 @@ async def _show_all(worker, desk: _Desk, *, answer_expected: bool = False) -> No
             fresh.append(await worker.next_message(timeout=ANSWER_WAIT))
     _show(fresh + await worker.quiet(0.5))
     _show(desk.new_messages(), prefix="staff")
+
+
+async def _last_update_id(hotline: Hotline) -> int:
+    """The highest update the demo's database has stored (0 for a new file)."""
+    try:
+        async with hotline.sessions() as session:
+            return (await session.exec(select(func.max(InboxUpdate.update_id)))).one() or 0
+    except DBAPIError:  # a new file: no tables until the hotline starts
+        return 0
+
+
+async def _sample_jobs(hotline: Hotline) -> None:
+    """The template's sample listings, so that "find a job" shows something (once: importing
+    the same file again adds nothing)."""
+    template = Path(hotline.settings.content_dir or PACKAGED) / "jobs_template.csv"
+    if template.exists():
+        await import_csv(
+            hotline.sessions,
+            catalog=hotline.catalog,
+            text=decode(template.read_bytes()),
+            now=utcnow(),
+        )
 
 
 def _read_line(as_staff: bool = False) -> str | None:

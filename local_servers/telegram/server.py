@@ -332,6 +332,12 @@ class LocalBotApi:
 
     # --- updates ---
 
+    def number_updates_after(self, update_id: int) -> None:
+        """Telegram numbers a bot's updates on across its restarts; a fresh server starts at 1.
+        A bot that kept its database (the demo's) has this server continue after what it
+        stored, or it would take the new updates for ones it has handled."""
+        self._last_update_id = max(self._last_update_id, update_id)
+
     def push_update(self, update: dict) -> int:
         """Queue an update for the bot's next getUpdates, as Telegram does when someone acts."""
         kind = _update_kind(update)
