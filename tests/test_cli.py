@@ -79,35 +79,31 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     assert (tmp_path / "h.db").exists()
 
 
-def test_the_demo_fed_from_a_pipe_answers_every_line_before_it_leaves(tmp_path: Path) -> None:
+def demo_fed(tmp_path: Path, lines: str) -> subprocess.CompletedProcess[str]:
+    """`hotline demo` with its input from a pipe, on a database in tmp_path, no settings."""
     database = f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "HOTLINE_"))}
     done = subprocess.run(
         [sys.executable, "-m", "bot", "demo", "--database", database],
-        input="2\n:press 1\n",
+        input=lines,
         env=clean,
         capture_output=True,
         text=True,
         timeout=90,
     )
     assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_the_demo_fed_from_a_pipe_answers_every_line_before_it_leaves(tmp_path: Path) -> None:
+    done = demo_fed(tmp_path, "2\n:press 1\n")
     assert "I will write to you in English" in done.stdout  # the answer to "2"
     assert "Before you file a complaint" in done.stdout  # the answer to the last line
 
 
 def test_the_demo_has_sample_jobs_and_starts_again_on_its_database(tmp_path: Path) -> None:
-    database = f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "HOTLINE_"))}
     for _ in range(2):  # a second start adds the samples no second time
-        done = subprocess.run(
-            [sys.executable, "-m", "bot", "demo", "--database", database],
-            input="2\n/jobs\n1\n1\n1\nskip\n",
-            env=clean,
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
-        assert done.returncode == 0, done.stderr
+        done = demo_fed(tmp_path, "2\n/jobs\n1\n1\n1\nskip\n")
         assert "Warehouse picker (sample)" in done.stdout
         # the template's two rows, not added again; the kept database's updates not mistaken
         # for the new run's (the local server numbers on after them)

@@ -288,13 +288,19 @@ async def test_a_restarted_run_keeps_the_staff_groups_minute(
     assert pacer.group_counted(group) == into_group
 
 
+async def at_the_start(api: LocalBotApi, start_hotline, worker_id: int):
+    """A hotline without a staff group, and a worker it has greeted."""
+    hotline = await start_hotline()
+    worker = api.user(worker_id, language_code="en")
+    await say(worker, "/start")
+    await worker.quiet(0.3)
+    return hotline, worker
+
+
 async def test_rows_another_process_wrote_are_sent_within_seconds(
     api: LocalBotApi, start_hotline
 ) -> None:
-    hotline = await start_hotline()
-    worker = api.user(5901, language_code="en")
-    await say(worker, "/start")
-    await worker.quiet(0.3)
+    hotline, worker = await at_the_start(api, start_hotline, 5901)
     # As `hotline jobs import` does from its own process: rows in the outbox, nothing else.
     async with hotline.sessions() as session, session.begin():
         await outbox.add_items(
@@ -309,10 +315,7 @@ async def test_rows_another_process_wrote_are_sent_within_seconds(
 async def test_a_bulk_row_gives_way_to_conversation_in_the_pacer(
     api: LocalBotApi, start_hotline
 ) -> None:
-    hotline = await start_hotline()
-    worker = api.user(5902, language_code="en")
-    await say(worker, "/start")
-    await worker.quiet(0.3)
+    hotline, worker = await at_the_start(api, start_hotline, 5902)
     pacer, paced = hotline.telegram.pacer, []
     private = pacer.private
 
