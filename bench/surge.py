@@ -58,6 +58,7 @@ from throughput import (  # noqa: E402  (bench/ is a folder of scripts, not a pa
     hotline_database,
     machine_busy_now,
     source_version,
+    tickets_and_rows,
 )
 
 STAFF_CHAT = -1001234567890
@@ -327,25 +328,10 @@ class HotlineProcess:
 
 async def outbox_counts(url: str) -> dict:
     """Tickets, and outbox rows per destination class and status (the hotline's own record)."""
-    from sqlalchemy import func, select
+    from db.models import OutboxItem
 
-    from db.models import OutboxItem, Ticket
-    from db.session import create_engine
-
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as connection:
-            tickets = (await connection.execute(select(func.count()).select_from(Ticket))).scalar()
-            rows = (
-                await connection.execute(
-                    select(OutboxItem.pace, OutboxItem.status, func.count()).group_by(
-                        OutboxItem.pace, OutboxItem.status
-                    )
-                )
-            ).all()
-        return {"tickets": tickets, "outbox": {f"{p} {s}": n for p, s, n in sorted(rows)}}
-    finally:
-        await engine.dispose()
+    tickets, rows = await tickets_and_rows(url, OutboxItem.pace, OutboxItem.status)
+    return {"tickets": tickets, "outbox": {f"{p} {s}": n for p, s, n in sorted(rows)}}
 
 
 # =============================================================================================

@@ -675,11 +675,11 @@ async def hotline_database(url: str | None):
             await admin.close()
 
 
-async def database_counts(url: str) -> dict:
-    """What the hotline left in its database: tickets, and inbox rows not finished."""
+async def tickets_and_rows(url: str, *columns) -> tuple[int, list]:
+    """The tickets in the hotline's database, and its rows counted by `columns` (of one table)."""
     from sqlalchemy import func, select
 
-    from db.models import InboxUpdate, Ticket
+    from db.models import Ticket
     from db.session import create_engine
 
     engine = create_engine(url)
@@ -687,16 +687,22 @@ async def database_counts(url: str) -> dict:
         async with engine.connect() as connection:
             tickets = (await connection.execute(select(func.count()).select_from(Ticket))).scalar()
             rows = (
-                await connection.execute(
-                    select(InboxUpdate.status, func.count()).group_by(InboxUpdate.status)
-                )
+                await connection.execute(select(*columns, func.count()).group_by(*columns))
             ).all()
-        return {
-            "tickets_in_database": tickets,
-            "inbox_rows": {str(status): count for status, count in rows},
-        }
+        return tickets, rows
     finally:
         await engine.dispose()
+
+
+async def database_counts(url: str) -> dict:
+    """What the hotline left in its database: tickets, and inbox rows not finished."""
+    from db.models import InboxUpdate
+
+    tickets, rows = await tickets_and_rows(url, InboxUpdate.status)
+    return {
+        "tickets_in_database": tickets,
+        "inbox_rows": {str(status): count for status, count in rows},
+    }
 
 
 # -- reporting ---------------------------------------------------------------------------------
