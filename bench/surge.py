@@ -190,6 +190,11 @@ class Surge:
         """Bot messages in a ticket topic with the card's buttons."""
         return [m for m in self.forum.messages if m.message_thread_id and m.buttons]
 
+    def every_ticket_in_group(self) -> bool:
+        references = {w.reference for w in self.workers.values() if w.reference}
+        group = self.staff_group()
+        return all(group["topics"].get(r) and group["cards"][r] for r in references)
+
     def staff_group(self) -> dict:
         """Topics and cards per ticket reference, and whether each topic opens with its card."""
         topics: dict[str, list[int]] = {}
@@ -234,10 +239,13 @@ def _tag(params: dict) -> str | None:
 class HotlineProcess:
     """`python -m bot run` with the benchmark's settings; its log goes to a file."""
 
-    def __init__(self, api, database_url: str, folder: Path) -> None:
+    def __init__(
+        self, api, database_url: str, folder: Path, settings: dict[str, str] | None = None
+    ) -> None:
         self.api = api
         self.database_url = database_url
         self.folder = folder
+        self.settings = settings or {}  # more of the hotline's environment (bench/broadcast.py)
         self.runs: list[tuple[subprocess.Popen, Path]] = []
 
     @property
@@ -259,6 +267,7 @@ class HotlineProcess:
             HOTLINE_LOG_LEVEL="INFO",
             PYTHONPATH=str(REPO),
         )
+        env.update(self.settings)
         log_path = self.folder / f"hotline-run{len(self.runs) + 1}.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
@@ -427,8 +436,9 @@ async def measure(surge: Surge, hotline: HotlineProcess, args, report: dict, url
         if now >= next_progress:
             next_progress += PROGRESS_SECONDS
             print(progress(surge, now - pressed, cards, times), flush=True)
-        settled = surge.answered() >= submitted and len(times) - group_before >= expected_group
-        if settled and cards >= submitted:
+        # Settled when every ticket has its topic and its card, by reference: counting
+        # messages, a repeated card made up for a missing one and ended the run too early.
+        if surge.answered() >= submitted and surge.every_ticket_in_group():
             await asyncio.sleep(3.0)  # a duplicate would come right after
             break
         if now > deadline:

@@ -1,9 +1,10 @@
-"""The `hotline` command: run, demo, db upgrade, staff, jobs, status, content check."""
+"""The `hotline` command: run, demo, db upgrade, staff, jobs, status, stats, content check."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -12,13 +13,24 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from bot import event_loop
 from bot.log_redaction import RedactingFilter, use_tag_key
-from bot.settings import Settings, SettingsError, StorageSettings, load_settings
+from bot.settings import (
+    Settings,
+    SettingsError,
+    StorageSettings,
+    check_listen,
+    check_webhook_url,
+    load_settings,
+)
 from content.catalog import Catalog, ContentError
 from db.models import StaffRole
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from collections.abc import AsyncIterator, Callable
+
+    from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+    from sqlmodel.ext.asyncio.session import AsyncSession
 
     from db.outbox import OutboxReport
 
@@ -26,7 +38,30 @@ if TYPE_CHECKING:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hotline", description="The migrant worker hotline.")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="run the bot against Telegram (settings from the environment)")
+    run = commands.add_parser(
+        "run", help="run the bot against Telegram (settings from the environment)"
+    )
+    run.add_argument(
+        "--webhook",
+        metavar="URL",
+        type=_setting_flag(check_webhook_url),
+        help="receive updates by webhook at this https address instead of polling"
+        " (HOTLINE_WEBHOOK_URL)",
+    )
+    run.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        type=_setting_flag(check_listen),
+        help="serve /healthz (and the webhook) at this address (HOTLINE_LISTEN); default"
+        " 0.0.0.0:8443 with --webhook, no HTTP server when polling",
+    )
+    run.add_argument(
+        "--workers",
+        metavar="N",
+        type=_process_count,
+        default=1,
+        help="run N hotline processes sharing the work (PostgreSQL only; default 1)",
+    )
     demo = commands.add_parser(
         "demo", help="chat with the bot in this terminal, no Telegram needed"
     )
@@ -61,8 +96,43 @@ def main(argv: list[str] | None = None) -> int:
         "status", help="what waits to be sent, per destination, and when it should be out"
     )
     status.add_argument("--json", action="store_true", help="one JSON object, for machines")
+    figures = commands.add_parser(
+        "stats", help="the figures of a period: tickets, answers, feedback, broadcasts, workers"
+    )
+    figures.add_argument(
+        "--since", metavar="DATE", help="first local date (default: 30 days up to --until)"
+    )
+    figures.add_argument("--until", metavar="DATE", help="last local date (default: today)")
+    figures.add_argument("--csv", type=Path, metavar="FILE", help="also write them as CSV")
+    purge = commands.add_parser(
+        "purge", help="erase the personal details of tickets ended before a date (retention)"
+    )
+    purge.add_argument(
+        "--closed-before", metavar="DATE", help="local date (default: HOTLINE_RETENTION_DAYS ago)"
+    )
+    purge.add_argument("--dry-run", action="store_true", help="count only, change nothing")
+    notice = commands.add_parser("broadcast", help="notices to workers: send, list, show, pause")
+    notice_actions = notice.add_subparsers(dest="action", required=True)
+    send = notice_actions.add_parser("send", help="schedule a notice (now, or --at a time)")
+    send.add_argument("--text-zh", required=True, metavar="TEXT", help="the Chinese text")
+    send.add_argument("--text-en", metavar="TEXT", help="the English text (else: Chinese)")
+    audience = send.add_mutually_exclusive_group()
+    audience.add_argument("--language", metavar="LANG", help="only workers using this language")
+    audience.add_argument("--district", metavar="KEY", help="only workers of this district")
+    audience.add_argument("--jobs", action="store_true", help="only job-alert subscribers")
+    audience.add_argument("--open-ticket", action="store_true", help="only with an open ticket")
+    send.add_argument("--at", metavar="TIME", help='"2026-12-05 09:00", the centre\'s time')
+    notice_actions.add_parser("list", help="the broadcasts, newest first, with their counts")
+    for action in ("show", "pause", "resume", "cancel"):
+        chosen = notice_actions.add_parser(action, help=f"{action} one broadcast")
+        chosen.add_argument("broadcast_id", type=int, metavar="ID")
     content = commands.add_parser("content", help="the texts and lists in content/")
-    content.add_argument("action", choices=["check"], help="check every language and template")
+    content.add_argument(
+        "action",
+        choices=["check", "words"],
+        help="check every language and template; words: write guide/words.txt (the guide"
+        " search's word list) from the guide's texts",
+    )
     args = parser.parse_args(argv)
     try:
         handlers = {
@@ -71,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
             "db": _db,
             "staff": _staff,
             "jobs": _jobs,
+            "broadcast": _broadcast,
             "status": _status,
+            "stats": _stats,
+            "purge": _purge,
             "content": _content,
         }
         return handlers[args.command](args)
@@ -105,16 +178,49 @@ def configure_logging(
     return handler
 
 
-def _run(_args: argparse.Namespace) -> int:
+def _setting_flag(check: Callable[[str], str]) -> Callable[[str], str]:
+    """An argparse type from a setting's check, so a bad flag is named as the flag."""
+
+    def parse(text: str) -> str:
+        try:
+            return check(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
+
+
+def _run_settings(args: argparse.Namespace) -> Settings:
+    """The environment's settings, with `run`'s flags over HOTLINE_WEBHOOK_URL and
+    HOTLINE_LISTEN."""
+    flags = {"webhook_url": args.webhook, "listen": args.listen}
+    return load_settings(**{name: value for name, value in flags.items() if value is not None})
+
+
+def _run(args: argparse.Namespace) -> int:
     from bot.service import Hotline
 
-    settings = load_settings()
+    settings = _run_settings(args)
     configure_logging(settings.log_level, token=settings.telegram_bot_token.get_secret_value())
     problems = Catalog(settings.content_dir).check()
     if problems:
         raise ContentError(f"content/ has {len(problems)} problem(s), first: {problems[0]}")
-    asyncio.run(Hotline(settings).run_until_signalled())
+    if args.workers > 1:
+        from bot.workers import check_workers, supervise
+
+        check_workers(settings, args.workers)
+        flags = [
+            f"--{name}={value}" for name in ("webhook", "listen") if (value := getattr(args, name))
+        ]
+        return supervise(settings, args.workers, flags)
+    event_loop.run(Hotline(settings).run_until_signalled())
     return 0
+
+
+def _process_count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes (1 to 64)")
+    return int(text)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -175,16 +281,26 @@ async def _ready_database(database_url: str) -> AsyncEngine:
     return engine
 
 
+@contextlib.asynccontextmanager
+async def _sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on a database at the newest schema, for one command; disposed after."""
+    from db.session import session_factory
+
+    engine = await _ready_database(database_url)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
 def _staff(args: argparse.Namespace) -> int:
     from db import staff as registry
-    from db.session import session_factory
 
     settings = load_settings(StorageSettings)
 
     async def act() -> int:
-        engine = await _ready_database(settings.database_url)
-        try:
-            async with session_factory(engine)() as session, session.begin():
+        async with _sessions(settings.database_url) as sessions:
+            async with sessions() as session, session.begin():
                 if args.action == "add":
                     member, is_new = await registry.register_staff(
                         session,
@@ -212,8 +328,6 @@ def _staff(args: argparse.Namespace) -> int:
                 else:
                     print(f"Removed Telegram user {args.telegram_user_id} from the staff.")
             return 0
-        finally:
-            await engine.dispose()
 
     return asyncio.run(act())
 
@@ -222,7 +336,6 @@ def _jobs(args: argparse.Namespace) -> int:
     from bot import jobs_admin
     from bot.jobs_import import CsvHeaderError, decode
     from db.models import utcnow
-    from db.session import session_factory
 
     settings = load_settings(StorageSettings)
     catalog = Catalog(settings.content_dir)
@@ -238,31 +351,84 @@ def _jobs(args: argparse.Namespace) -> int:
             return 1
 
     async def act() -> int:
-        engine = await _ready_database(settings.database_url)
-        sessions = session_factory(engine)
-        try:
-            if args.action == "import":
-                report = await jobs_admin.import_csv(
-                    sessions, catalog=catalog, text=text, now=utcnow()
-                )
-                jobs_admin.print_report(report, sys.stdout)
-                return 1 if report.bad else 0
-            if args.action == "list":
-                await jobs_admin.print_listings(
-                    sessions, catalog=catalog, now=utcnow(), out=sys.stdout
-                )
+        async with _sessions(settings.database_url) as sessions:
+            try:
+                if args.action == "import":
+                    report = await jobs_admin.import_csv(
+                        sessions, catalog=catalog, text=text, now=utcnow()
+                    )
+                    jobs_admin.print_report(report, sys.stdout)
+                    return 1 if report.bad else 0
+                if args.action == "list":
+                    await jobs_admin.print_listings(
+                        sessions, catalog=catalog, now=utcnow(), out=sys.stdout
+                    )
+                    return 0
+                if not await jobs_admin.expire(
+                    sessions, listing_id=args.listing_id, now=utcnow(), out=sys.stdout
+                ):
+                    print(f"hotline: there is no listing {args.listing_id}.", file=sys.stderr)
+                    return 1
                 return 0
-            if not await jobs_admin.expire(
-                sessions, listing_id=args.listing_id, now=utcnow(), out=sys.stdout
-            ):
-                print(f"hotline: there is no listing {args.listing_id}.", file=sys.stderr)
+            except CsvHeaderError as error:
+                print(f"hotline: {args.file}: {error}", file=sys.stderr)
                 return 1
-            return 0
-        except CsvHeaderError as error:
-            print(f"hotline: {args.file}: {error}", file=sys.stderr)
-            return 1
-        finally:
-            await engine.dispose()
+
+    return asyncio.run(act())
+
+
+def _broadcast(args: argparse.Namespace) -> int:
+    from bot import broadcast_admin
+    from bot.broadcast_admin import BroadcastError, NewBroadcast
+    from db.models import utcnow
+
+    settings = load_settings(StorageSettings)
+    catalog = Catalog(settings.content_dir)
+
+    async def act() -> int:
+        async with _sessions(settings.database_url) as sessions:
+            try:
+                if args.action == "send":
+                    kind, value = "all", None
+                    for name in ("language", "district"):
+                        if getattr(args, name):
+                            kind, value = name, getattr(args, name)
+                    if args.jobs or args.open_ticket:
+                        kind = "jobs" if args.jobs else "open_ticket"
+                    if kind == "district" and value not in catalog.districts:
+                        raise BroadcastError(
+                            f"no district {value!r}: {', '.join(catalog.districts)}"
+                        )
+                    if kind == "language" and value not in catalog.languages:
+                        raise BroadcastError(
+                            f"no language {value!r}: {', '.join(catalog.languages)}"
+                        )
+                    new = NewBroadcast(
+                        texts={"zh": args.text_zh, "en": args.text_en or ""},
+                        audience={"kind": kind, "value": value},
+                        at=args.at,
+                    )
+                    await broadcast_admin.send(
+                        sessions, catalog=catalog, new=new, now=utcnow(), out=sys.stdout
+                    )
+                elif args.action == "list":
+                    await broadcast_admin.print_list(sessions, out=sys.stdout)
+                elif args.action == "show":
+                    await broadcast_admin.show(
+                        sessions, broadcast_id=args.broadcast_id, out=sys.stdout
+                    )
+                else:
+                    await broadcast_admin.change(
+                        sessions,
+                        broadcast_id=args.broadcast_id,
+                        action=args.action,
+                        now=utcnow(),
+                        out=sys.stdout,
+                    )
+                return 0
+            except BroadcastError as error:
+                print(f"hotline: {error}", file=sys.stderr)
+                return 1
 
     return asyncio.run(act())
 
@@ -282,7 +448,6 @@ def _status(args: argparse.Namespace) -> int:
     from bot.delivery.pacing import Paces
     from db import outbox
     from db.models import utcnow
-    from db.session import session_factory
 
     settings = load_settings(StatusSettings)
     paces = Paces(
@@ -292,12 +457,8 @@ def _status(args: argparse.Namespace) -> int:
     )
 
     async def read() -> outbox.OutboxReport:
-        engine = await _ready_database(settings.database_url)
-        try:
-            async with session_factory(engine)() as session:
-                return await outbox.report(session, rates=paces, now=utcnow())
-        finally:
-            await engine.dispose()
+        async with _sessions(settings.database_url) as sessions, sessions() as session:
+            return await outbox.report(session, rates=paces, now=utcnow())
 
     report = asyncio.run(read())
     if args.json:
@@ -340,8 +501,31 @@ def _duration(delta: timedelta, *, up: bool = False) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def _content(_args: argparse.Namespace) -> int:
+def _stats(args: argparse.Namespace) -> int:
+    from bot import stats_admin
+    from db.models import utcnow
+
+    return stats_admin.run(args, database=_sessions, now=utcnow())
+
+
+def _purge(args: argparse.Namespace) -> int:
+    from bot import purge_admin
+    from db.models import utcnow
+
+    return purge_admin.run(args, database=_sessions, now=utcnow())
+
+
+def _content(args: argparse.Namespace) -> int:
     catalog = Catalog(load_settings(StorageSettings).content_dir)
+    if args.action == "words":
+        from content.guide import guide_of
+        from content.guide_search import corpus_texts
+        from content.guide_words import WORDS_FILE, write_words
+
+        texts = corpus_texts(guide_of(catalog.folder, tuple(catalog.languages)))
+        count = write_words(catalog.folder, texts)
+        print(f"{catalog.folder / WORDS_FILE}: {count} words for the guide search")
+        return 0
     problems = catalog.check()
     for problem in problems:
         print(problem)

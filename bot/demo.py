@@ -128,6 +128,10 @@ class _Desk:
 
 
 ANSWER_WAIT = 10.0  # seconds the demo waits for the bot's answer before the next line
+# ...and then for the turn's other messages: a private chat is paced at one a second after
+# a burst of five (Telegram's limit, kept in the demo), so a turn's third message may come a
+# second after its second.
+QUIET_AFTER = 1.2
 
 
 async def _show_all(worker, desk: _Desk, *, answer_expected: bool = False) -> None:
@@ -137,7 +141,7 @@ async def _show_all(worker, desk: _Desk, *, answer_expected: bool = False) -> No
     if answer_expected:
         with contextlib.suppress(TimeoutError):
             fresh.append(await worker.next_message(timeout=ANSWER_WAIT))
-    _show(fresh + await worker.quiet(0.5))
+    _show(fresh + await worker.quiet(QUIET_AFTER))
     _show(desk.new_messages(), prefix="staff")
 
 

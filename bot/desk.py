@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -36,11 +36,13 @@ class StaffDesk:
         catalog: Catalog,
         clock: Callable[[], datetime] = utcnow,
         paces: Paces | None = None,
+        sla: timedelta | None = None,
     ) -> None:
         self.sessions = sessions
         self.catalog = catalog
         self.clock = clock
         self.paces = paces or Paces()  # for /status's estimates
+        self.sla = sla  # HOTLINE_SLA_MINUTES, for /stats's breaches
 
     async def handle(self, inbound: Inbound, *, receipt: int | None = None) -> TurnResult:
         try:
@@ -64,12 +66,16 @@ class StaffDesk:
                 items += to_outgoing(inbound.channel, turn.outgoing)
                 queued = await enqueue(session, items, now=utcnow())
                 if receipt is not None:
-                    await inbox.mark_done(session, row_ids=[receipt])
+                    await inbox.finish_turn(session, row_id=receipt)
+        except inbox.AlreadyHandled:  # by another process (bot/cluster.py): nothing to do
+            return TurnResult([])
         except Exception:
             log.exception("staff update failed (from %s)", person_tag(inbound.person_id))
             if await failed_turns.try_again(self.sessions, receipt):  # as a worker's turn
                 return await self.handle(inbound, receipt=receipt)
-            return TurnResult([Reply(str(staff_texts(self.catalog)("common.sorry")))])
+            sorry = [Reply(str(staff_texts(self.catalog)("common.sorry")))]
+            items = to_staff(inbound.channel, sorry, thread_id=inbound.thread_id, ticket_id=None)
+            return await failed_turns.apologise(self.sessions, items, sorry)
         return TurnResult([], queued=queued, alert=turn.alert)
 
     async def _begin(self, session: AsyncSession, inbound: Inbound) -> StaffTurn:
@@ -91,4 +97,5 @@ class StaffDesk:
             t=staff_texts(self.catalog),
             now=self.clock(),
             paces=self.paces,
+            sla=self.sla,
         )

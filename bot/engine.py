@@ -35,6 +35,7 @@ from db.outbox import chat_lane
 from db.session import erase_traces
 from handlers.flow import END, FINISHED, NEXT, STAY, Flow, Goto, Outcome, Step, Turn
 from handlers.messages import Choice, Inbound, InboundKind, Reply
+from handlers.notices import rejoin
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,9 @@ class Engine:
                             username=inbound.username,
                         )
                 queued, hold = await self._queue_sends(session, turn, flood, erased, receipt)
+        except inbox.AlreadyHandled:  # by another process (bot/cluster.py): nothing to do
+            log.info("update %s was handled by another process", receipt)
+            return TurnResult([])
         except Exception:
             log.exception("turn failed for %s", person_tag(inbound.person_id))
             return await self._failed(inbound, receipt)
@@ -165,7 +169,7 @@ class Engine:
         items += to_outgoing(channel, turn.outgoing)
         queued = await enqueue(session, items, now=now)
         if receipt is not None:
-            await inbox.mark_done(session, row_ids=[receipt])
+            await inbox.finish_turn(session, row_id=receipt)
         return queued, hold
 
     async def erase_traces(self) -> None:
@@ -205,7 +209,9 @@ class Engine:
         if await failed_turns.try_again(self.sessions, receipt):
             return await self.handle(inbound, receipt=receipt)
         t = self.catalog.translator(self.catalog.language_for_hint(inbound.language_hint))
-        return TurnResult([Reply(str(t("common.sorry")))])
+        sorry = [Reply(str(t("common.sorry")))]
+        items = to_person(inbound.channel, inbound.person_id, sorry)
+        return await failed_turns.apologise(self.sessions, items, sorry)
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -255,7 +261,7 @@ class Engine:
         elif turn.person.language is None:
             await self._go(turn, state, Goto("language"))
         elif command == START:
-            turn.say("common.welcome" if state.flow == "menu" else "common.welcome_back")
+            rejoin(turn, "common.welcome" if state.flow == "menu" else "common.welcome_back")
             await self._ask_here(turn, state)
         elif command == MENU_COMMAND:
             await self._go(turn, state, Goto("menu"))

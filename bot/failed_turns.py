@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -22,9 +22,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.delivery.items import enqueue, to_staff
 from bot.delivery.sender import Queued
+from bot.turn_results import TurnResult
 from content.catalog import Catalog
 from db import inbox
 from db.models import InboxStatus, utcnow
+from db.outbox import NewItem
 from handlers.mediation import staff_texts
 from handlers.messages import Reply
 
@@ -57,6 +59,21 @@ async def try_again(sessions: async_sessionmaker[AsyncSession], receipt: int | N
     except Exception:
         log.exception("could not mark inbox row %s as failed", receipt)
     return False
+
+
+async def apologise(
+    sessions: async_sessionmaker[AsyncSession], items: Sequence[NewItem], replies: list[Reply]
+) -> TurnResult:
+    """The "sorry" of a given-up turn goes through the outbox like every reply, so that it
+    keeps its chat's order and pace (with several processes the leader carries it out);
+    only when the database cannot take it either is it said directly, with no row."""
+    try:
+        async with sessions() as session, session.begin():
+            queued = await enqueue(session, items, now=utcnow())
+    except Exception:
+        log.exception("could not queue the apology for a given-up turn: said directly")
+        return TurnResult(replies)
+    return TurnResult([], queued=queued)
 
 
 class FailureAlerts:

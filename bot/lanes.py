@@ -31,6 +31,10 @@ class Lanes:
         self._all.add(task)
         task.add_done_callback(lambda done: self._finished(key, done))
 
+    def busy(self, key: str) -> bool:
+        """Whether a job of this key is queued or running."""
+        return key in self._tails
+
     @property
     def pending(self) -> int:
         return len(self._all)

@@ -9,11 +9,15 @@ import signal
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from bot.broadcasts import Broadcaster
 from bot.channels.telegram import CHANNEL, TelegramChannel, build_application, build_pacer
+from bot.channels.telegram.webhook import TelegramWebhook
+from bot.cluster import cluster_for
 from bot.desk import StaffDesk
 from bot.engine import Engine
 from bot.failed_turns import FailureAlerts
 from bot.flood import FloodGate
+from bot.http_server import Health, HttpServer
 from bot.reminders import SlaReminders
 from bot.settings import Settings, SettingsError
 from content.catalog import Catalog
@@ -28,6 +32,8 @@ REMINDER_CHECK_SECONDS = 60
 INBOX_PRUNE_SECONDS = 3600  # dedup keys past their window are deleted this often
 FAILURE_ALERT_SECONDS = 10  # given-up turns are looked for (and alerted) this often
 OUTBOX_REFRESH_SECONDS = 5  # rows other processes wrote (imports, broadcasts) are read this often
+BROADCAST_SECONDS = 1  # broadcasts are started, fed to the outbox and their progress drawn
+LEAD_RETRY_SECONDS = 1.0  # a follower asks this often whether the leader is gone
 
 
 class Hotline:
@@ -56,10 +62,12 @@ class Hotline:
                 catalog=self.catalog,
                 clock=clock,
                 paces=build_pacer(settings).paces,
+                sla=timedelta(minutes=settings.sla_minutes),
             ),
             on_crisis=respond_to_crisis,
         )
         self.application = build_application(settings)
+        self.cluster = cluster_for(settings.database_url)
         self.telegram = TelegramChannel(
             application=self.application,
             engine=self.engine,
@@ -68,6 +76,7 @@ class Hotline:
             poll_timeout=poll_timeout,
             retry_delay=retry_delay,
             pacer=build_pacer(settings),
+            cluster=self.cluster,
         )
         self.reminders = SlaReminders(
             sessions=self.sessions,
@@ -76,7 +85,41 @@ class Hotline:
             sla=timedelta(minutes=settings.sla_minutes),
         )
         self.failures = FailureAlerts(sessions=self.sessions, catalog=self.catalog, clock=clock)
-        self._poller: asyncio.Task[None] | None = None
+        self.broadcaster = Broadcaster(
+            sessions=self.sessions,
+            catalog=self.catalog,
+            sender=self.telegram.sender,
+            channel=CHANNEL,
+            per_second=settings.broadcast_per_second,
+            staff_group=settings.staff_chat_id is not None,
+            clock=clock,
+        )
+        # Updates come by webhook when an address is set, else by polling; the HTTP server
+        # runs when it has something to serve (the webhook, or /healthz alone with a listen
+        # address). Other features add their routes to it here.
+        self.webhook = (
+            TelegramWebhook(
+                self.telegram,
+                settings.webhook_url,
+                secret=settings.webhook_secret.get_secret_value()
+                if settings.webhook_secret
+                else None,
+            )
+            if settings.webhook_url
+            else None
+        )
+        self.health = Health(self.sessions)
+        address = settings.listen_address
+        self.http = (
+            HttpServer(*address, routes=self.health.routes(), shared=settings.listen_shared)
+            if address
+            else None
+        )
+        if self.http is not None and self.webhook is not None:
+            self.http.add_routes(self.webhook.routes())
+        self._poller: asyncio.Task[None] | None = None  # receiving: the poller or the webhook's
+        self._broadcasting: asyncio.Task[None] | None = None
+        self._keeping: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self.database.dialect.name == "sqlite":
@@ -89,7 +132,34 @@ class Hotline:
         await self.application.start()
         if self.settings.staff_chat_id is None:
             log.warning("HOTLINE_STAFF_CHAT_ID is not set: tickets get no topics in a staff group")
+        await self.cluster.open()
+        if self.webhook is not None:
+            await self.webhook.register()
+        if self.http is not None:
+            await self.http.start()
+        self._poller = asyncio.create_task(self._receive(), name="telegram-receiving")
+        if self.cluster.shared:
+            self._keeping = asyncio.create_task(self.telegram.keeper.keep_lanes(), name="lanes")
+
+    async def _receive(self) -> None:
+        """Leads, or waits to: only the leader polls, sends and runs the periodic jobs
+        (bot/cluster.py); a follower handles the lanes it holds meanwhile, and with a webhook
+        it stores what Telegram posts to it."""
+        if not await self.cluster.lead():
+            log.info("another process leads: this one handles its share of the people")
+            if self.webhook is not None:
+                self.webhook.open_to_updates()
+            while not await self.cluster.lead():
+                await asyncio.sleep(LEAD_RETRY_SECONDS)
+            log.info("this process leads now")
+        self._start_leading()
+        if self.webhook is not None:  # no poller: the channel's start runs in the webhook's
+            await self.webhook.run()
         else:
+            await self.telegram.run()
+
+    def _start_leading(self) -> None:
+        if self.settings.staff_chat_id is not None:
             self.application.job_queue.run_repeating(
                 self._remind,
                 interval=REMINDER_CHECK_SECONDS,
@@ -111,7 +181,9 @@ class Hotline:
             first=OUTBOX_REFRESH_SECONDS,
             name="outbox-refresh",
         )
-        self._poller = asyncio.create_task(self.telegram.run(), name="telegram-poller")
+        # A loop of its own, not the job queue: a round that starts a large broadcast may
+        # take longer than the interval, and the next simply waits for it.
+        self._broadcasting = asyncio.create_task(self._broadcast(), name="broadcasts")
 
     async def remind_unclaimed(self) -> int:
         """Queues the reminders due now; returns how many."""
@@ -155,6 +227,15 @@ class Hotline:
         except Exception:  # the next round tries again
             log.exception("reading the outbox for new rows failed")
 
+    async def _broadcast(self) -> None:
+        while True:
+            await asyncio.sleep(BROADCAST_SECONDS)
+            try:
+                if self.telegram.sender.started:  # what the last run left goes first
+                    await self.broadcaster.tick()
+            except Exception:  # the next round tries again
+                log.exception("sending broadcasts failed")
+
     async def _remind(self, _context) -> None:
         try:
             await self.remind_unclaimed()
@@ -162,12 +243,18 @@ class Hotline:
             log.exception("SLA reminders failed")
 
     async def stop(self) -> None:
-        """Stops polling (confirming nothing more), finishes the turns under way, closes."""
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+        """Stops receiving (polling confirms nothing more; the webhook's requests under way
+        finish, a new one is refused and retried by Telegram), finishes the turns under way,
+        closes. The webhook stays registered (see TelegramWebhook.run)."""
+        for task in (self._broadcasting, self._poller, self._keeping):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self.http is not None:
+            await self.http.stop()
         await self.telegram.stop()
+        await self.cluster.close()  # the lanes' locks go with it, once their turns are done
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
@@ -178,7 +265,11 @@ class Hotline:
         loop = asyncio.get_running_loop()
         for name in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(name, stopping.set)
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:  # e.g. Telegram refused the webhook: what started is closed
+            await self.stop()
+            raise
         log.info("the hotline is running; Ctrl-C stops it")
         waiter = asyncio.create_task(stopping.wait())
         await asyncio.wait([waiter, self._poller], return_when=asyncio.FIRST_COMPLETED)

@@ -9,12 +9,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TOKEN_PATTERN = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{20,}$")
 SUPPORTED_DATABASES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+LISTEN_PATTERN = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]/]+):(?P<port>\d{1,5})$")
+DEFAULT_WEBHOOK_PORT = 8443
+HEALTH_PATH = "/healthz"
 
 
 S = TypeVar("S", bound="StorageSettings")
@@ -91,6 +96,13 @@ class Settings(StorageSettings):
         validation_alias="HOTLINE_MAX_SENDS_PER_SECOND",
         description="Telegram's overall limit for a bot; raise it only for a local Bot API server",
     )
+    broadcast_per_second: float = Field(
+        25.0,
+        gt=0,
+        validation_alias="HOTLINE_BROADCAST_PER_SECOND",
+        description="bulk messages (broadcasts, job alerts) a second, below Telegram's ~30; "
+        "raise it with HOTLINE_MAX_SENDS_PER_SECOND for paid broadcasts",
+    )
     chat_burst: int = Field(
         5,
         ge=1,
@@ -115,6 +127,72 @@ class Settings(StorageSettings):
         validation_alias="HOTLINE_FLOOD_SECONDS",
         description="the window for HOTLINE_FLOOD_MESSAGES",
     )
+    retention_days: int | None = Field(
+        None,
+        ge=1,
+        validation_alias="HOTLINE_RETENTION_DAYS",
+        description="days after a ticket ended before `hotline purge` erases its personal"
+        " details (unset: `hotline purge` needs --closed-before)",
+    )
+
+    webhook_url: str | None = Field(
+        None,
+        validation_alias="HOTLINE_WEBHOOK_URL",
+        description="the https address Telegram posts updates to, e.g. "
+        "https://hotline.example.org/telegram (unset: long polling)",
+    )
+    listen: str | None = Field(
+        None,
+        validation_alias="HOTLINE_LISTEN",
+        description="HOST:PORT of the HTTP server (the webhook, /healthz), e.g. 0.0.0.0:8443",
+    )
+
+    webhook_secret: SecretStr | None = Field(
+        None,
+        validation_alias="HOTLINE_WEBHOOK_SECRET",
+        description="the webhook's secret token (A-Za-z0-9_-, up to 256); unset: a random one"
+        " at each start. Set it when several separate processes share one webhook address"
+        " (`hotline run --workers` shares one by itself)",
+    )
+    listen_shared: bool = Field(
+        False,
+        validation_alias="HOTLINE_LISTEN_SHARED",
+        description="several processes listen on the same port (SO_REUSEPORT; set by"
+        " `hotline run --workers`)",
+    )
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
+        ):
+            raise ValueError("must be 1 to 256 of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("webhook_url", "listen", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value  # HOTLINE_WEBHOOK_URL= in a .env means "not set"
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url_shape(cls, value: str | None) -> str | None:
+        return None if value is None else check_webhook_url(value)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_shape(cls, value: str | None) -> str | None:
+        return None if value is None else check_listen(value)
+
+    @property
+    def listen_address(self) -> tuple[str, int] | None:
+        """Where the HTTP server listens: HOTLINE_LISTEN, else 0.0.0.0:8443 with a webhook
+        (one of the four ports Telegram posts to, and no privileged one), else nowhere."""
+        if self.listen is None:
+            return ("0.0.0.0", DEFAULT_WEBHOOK_PORT) if self.webhook_url else None
+        host, _, port = self.listen.rpartition(":")
+        return host.removeprefix("[").removesuffix("]"), int(port)
 
     @field_validator("telegram_bot_token")
     @classmethod
@@ -136,6 +214,33 @@ class Settings(StorageSettings):
         base = self.telegram_api_base_url
         head, sep, tail = base.rpartition("/bot")
         return f"{head}/file/bot{tail}" if sep else base.rstrip("/") + "/file/bot"
+
+
+def check_webhook_url(value: str) -> str:
+    """A webhook address Telegram will post to: https (Telegram's rule), or http on this
+    machine only, for tests and a local Bot API server; the path is the route served."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("must be an https address such as https://hotline.example.org/telegram")
+    if parts.scheme == "http" and parts.hostname not in LOCAL_HOSTS:
+        raise ValueError("must be https (http only for 127.0.0.1 or localhost)")
+    if parts.query or parts.fragment:
+        raise ValueError("must be a path only, without ?query or #fragment")
+    if parts.path.rstrip("/") == HEALTH_PATH:
+        raise ValueError(f"must not be {HEALTH_PATH}, the health check's address")
+    try:
+        parts.port  # noqa: B018 - raises for a port that is no number or out of range
+    except ValueError:
+        raise ValueError("has a port that is not a number from 1 to 65535") from None
+    return value
+
+
+def check_listen(value: str) -> str:
+    """HOST:PORT to listen on: 0.0.0.0:8443, 127.0.0.1:8080, [::]:8443 (port 0: any free one)."""
+    match = LISTEN_PATTERN.match(value)
+    if match is None or int(match["port"]) > 65535:
+        raise ValueError("must be HOST:PORT, such as 0.0.0.0:8443 or 127.0.0.1:8080")
+    return value
 
 
 def load_settings(model: type[S] = Settings, /, **overrides: object) -> S:

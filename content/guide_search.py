@@ -34,6 +34,7 @@ import zhconv
 from rapidfuzz import fuzz, process
 
 from content.guide import Guide, guide_of
+from content.guide_words import tokenizer_for
 
 QUESTION_CHARS = 300  # a question is short; past this is a story, whose start says enough
 TITLE_WEIGHT, KEYWORD_WEIGHT, BODY_WEIGHT = 3.0, 4.0, 1.0
@@ -93,8 +94,19 @@ class _Index:
                 scores[key] = scores.get(key, 0.0) + total
 
 
+def corpus_texts(guide: Guide) -> list[str]:
+    """Every text the search cuts into words, as it cuts them (guide/words.txt is made from
+    these)."""
+    sections = [s for by_key in guide.sections.values() for s in by_key.values()]
+    return [
+        _simplified(text)
+        for section in sections
+        for text in (section.title, *section.keywords, section.body)
+    ]
+
+
 class GuideSearch:
-    def __init__(self, guide: Guide) -> None:
+    def __init__(self, guide: Guide, folder: Path | None = None) -> None:
         settings = guide.settings
         self.stop_words = {
             lang: {_simplified(str(w)) for w in settings.get("stop_words", {}).get(lang, [])}
@@ -110,11 +122,12 @@ class GuideSearch:
             lang: [_cue(str(c), lang) for c in settings.get("grievance", {}).get(lang, [])]
             for lang in ("zh", "en")
         }
-        self.tokenizer = jieba.Tokenizer()
-        # jieba keeps a cache of its dictionary beside it or in the temp folder; we name the
-        # temp folder so it never writes into the installed package.
-        self.tokenizer.tmp_dir = tempfile.gettempdir()
-        self.tokenizer.initialize()
+        if folder is None:  # a guide made in a test: jieba's whole dictionary
+            self.tokenizer = jieba.Tokenizer()
+            self.tokenizer.tmp_dir = tempfile.gettempdir()  # its cache, not in the package
+            self.tokenizer.initialize()
+        else:
+            self.tokenizer = tokenizer_for(folder, corpus_texts(guide))
         sections = [s for by_key in guide.sections.values() for s in by_key.values()]
         # A keyword's parts, as jieba cuts it before it learns the keyword as one word, and its
         # characters: "扣身份证" is then found by "公司扣我身份证" too.
@@ -267,7 +280,7 @@ def stem(word: str) -> str:
 @functools.lru_cache(maxsize=2)  # each holds a jieba dictionary of its own (tens of MB)
 def search_of(folder: Path, languages: tuple[str, ...]) -> GuideSearch:
     """One index per content folder: jieba's dictionary is read once, not per question."""
-    return GuideSearch(guide_of(folder, languages))
+    return GuideSearch(guide_of(folder, languages), folder)
 
 
 def settings_problems(settings: dict[str, Any]) -> list[str]:

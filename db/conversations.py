@@ -1,7 +1,8 @@
 """Where each person is in a conversation, read at the start of a turn, written at its end.
 
-Written with prepared Core statements rather than an ORM flush: this runs on every turn,
-and the ORM's unit of work was a large share of a turn's cost in the benchmark.
+Written with prepared Core statements on the table rather than an ORM flush or an ORM-enabled
+UPDATE: this runs on every turn, and the ORM's layers cost about three times the statement
+itself (bench/README.md, "What has been tried").
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ class SavedConversation(NamedTuple):
     history: list[str]
 
 
-_INSERT = insert(Conversation)
+_TABLE = Conversation.__table__
+_INSERT = insert(_TABLE)
 _UPDATE = (
-    update(Conversation)
-    .where(Conversation.person_id == bindparam("the_person"))
+    update(_TABLE)
+    .where(_TABLE.c.person_id == bindparam("the_person"))
     .values(
         flow=bindparam("flow"),
         step=bindparam("step"),
@@ -33,8 +35,6 @@ _UPDATE = (
         history=bindparam("history"),
         updated_at=bindparam("updated_at"),
     )
-    # No ORM object of this row is kept in the session: skip the ORM's bookkeeping.
-    .execution_options(synchronize_session=False)
 )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import bindparam, delete, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -76,22 +76,46 @@ async def store_updates(
     return {update_id: row_id for update_id, row_id in result.all()}
 
 
+# Every turn runs one of these: prepared once, on the table (Core), since an ORM-enabled
+# UPDATE built per call cost seven times as much (bench/README.md, "What has been tried").
+_TABLE = InboxUpdate.__table__
+_ROWS = _TABLE.c.id.in_(bindparam("row_ids", expanding=True))
+_MARK_DONE = (
+    update(_TABLE)
+    .where(_ROWS, _TABLE.c.status != InboxStatus.FAILED)
+    .values(status=InboxStatus.DONE, payload=SCRUBBED, person_key="", replies=None, outgoing=None)
+)
+_MARK = update(_TABLE).where(_ROWS).values(status=bindparam("new_status"))
+_FINISH_TURN = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == InboxStatus.RECEIVED)
+    .values(status=InboxStatus.DONE, payload=SCRUBBED, person_key="", replies=None, outgoing=None)
+)
+
+
+class AlreadyHandled(Exception):
+    """Another process handled this update first: the turn must not commit."""
+
+
+async def finish_turn(session: AsyncSession, *, row_id: int) -> None:
+    """Marks the turn's update done in the turn's transaction, only if it is still waiting:
+    with several processes (bot/cluster.py), one that lost its lanes unawares must not
+    handle an update twice. PostgreSQL makes a second transaction on the row wait for the
+    first, then find nothing to update."""
+    result = await session.exec(_FINISH_TURN, params={"row_id": row_id})
+    if result.rowcount != 1:
+        raise AlreadyHandled(row_id)
+
+
 async def mark_done(
     session: AsyncSession, *, row_ids: Sequence[int], status: str = InboxStatus.DONE
 ) -> None:
     """Finishes rows. A done row forgets what it carried; a failed one keeps it for a while
     (and stays failed: the channel marks every row it has answered done, the sorry too)."""
-    values: dict[str, Any] = {"status": status}
-    rows = [col(InboxUpdate.id).in_(row_ids)]
     if status == InboxStatus.DONE:
-        values |= {"payload": SCRUBBED, "person_key": "", "replies": None, "outgoing": None}
-        rows.append(InboxUpdate.status != InboxStatus.FAILED)
-    await session.exec(
-        update(InboxUpdate)
-        .where(*rows)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+        await session.exec(_MARK_DONE, params={"row_ids": list(row_ids)})
+    else:
+        await session.exec(_MARK, params={"row_ids": list(row_ids), "new_status": status})
 
 
 async def prune(session: AsyncSession, *, now: datetime) -> int:
@@ -143,6 +167,45 @@ async def scrub_lanes(session: AsyncSession, *, lanes: Sequence[str]) -> None:
         )
         .execution_options(synchronize_session=False)
     )
+
+
+async def waiting_in_lane(session: AsyncSession, *, channel: str, lane: str) -> list[InboxUpdate]:
+    """A lane's updates not yet handled, in Telegram's order: what a process that takes the
+    lane over (bot/cluster.py) runs first."""
+    result = await session.exec(
+        select(InboxUpdate)
+        .where(
+            InboxUpdate.channel == channel,
+            InboxUpdate.person_key == lane,
+            InboxUpdate.status == InboxStatus.RECEIVED,
+        )
+        .order_by(col(InboxUpdate.update_id))
+    )
+    return list(result.all())
+
+
+async def count_waiting(session: AsyncSession, *, channel: str) -> int:
+    """Updates stored and not yet handled."""
+    result = await session.exec(
+        select(func.count())
+        .select_from(InboxUpdate)
+        .where(InboxUpdate.channel == channel, InboxUpdate.status == InboxStatus.RECEIVED)
+    )
+    return result.one()
+
+
+async def lanes_waiting(session: AsyncSession, *, channel: str, before: datetime) -> set[str]:
+    """Lanes with an update stored before `before` and not yet handled."""
+    result = await session.exec(
+        select(InboxUpdate.person_key)
+        .where(
+            InboxUpdate.channel == channel,
+            InboxUpdate.status == InboxStatus.RECEIVED,
+            col(InboxUpdate.received_at) < before,
+        )
+        .distinct()
+    )
+    return set(result.all())
 
 
 async def unfinished_batch(

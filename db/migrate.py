@@ -20,11 +20,19 @@ def alembic_config(database_url: str = "") -> Config:
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Brings the schema to `revision` inside one transaction."""
+    await _migrate(engine, command.upgrade, revision)
 
+
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    """Takes the schema back to `revision` (the migrations' tests check each way)."""
+    await _migrate(engine, command.downgrade, revision)
+
+
+async def _migrate(engine: AsyncEngine, step, revision: str) -> None:
     def run(connection) -> None:
         config = alembic_config()
         config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        step(config, revision)
 
     async with engine.begin() as connection:
         await connection.run_sync(run)

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 
@@ -66,6 +66,9 @@ class Person(SQLModel, table=True):
     consented_at: datetime | None = None
     forgotten_at: datetime | None = None
     blocked_at: datetime | None = None  # the channel said they blocked the bot: send nothing
+    # Notices (broadcasts): everyone is subscribed from their first /start; /stop sets this,
+    # /start clears it.
+    notices_off_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -110,6 +113,9 @@ class Ticket(SQLModel, table=True):
     topic_requested_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # `hotline purge` erased its personal details and evidence (db/retention.py); a ticket
+    # written to after it (updated_at later) is purged again once it has ended again.
+    purged_at: datetime | None = None
 
 
 class TicketMessage(SQLModel, table=True):
@@ -196,6 +202,7 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"  # refused, or still failing after every attempt
     BLOCKED = "blocked"  # the person blocked the bot
+    UNKNOWN = "unknown"  # a row sent only once (a broadcast's) was being sent at a crash
 
 
 class Pace(StrEnum):
@@ -227,6 +234,9 @@ class OutboxItem(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+    # A broadcast's copy: left "sending" by a dead run it is not sent again (a notice twice
+    # is worse than one that may not have arrived); it ends "unknown".
+    once: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class JobListing(SQLModel, table=True):
@@ -275,3 +285,75 @@ class JobAlertSent(SQLModel, table=True):
     person_id: int = Field(foreign_key="person.id", index=True)
     listing_id: int = Field(foreign_key="job_listing.id")
     sent_at: datetime = Field(default_factory=utcnow)
+
+
+class BroadcastStatus(StrEnum):
+    DRAFT = "draft"  # a coordinator is composing it in the staff group
+    SCHEDULED = "scheduled"  # waits for its time
+    SENDING = "sending"
+    PAUSED = "paused"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class Broadcast(SQLModel, table=True):
+    """A notice to the workers who subscribed: composed in the staff group (/broadcast) or
+    with `hotline broadcast send`, then sent to its audience through the outbox's bulk class.
+    While a draft, `step` is where its composition stands (the staff side's conversation)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    status: str = Field(default=BroadcastStatus.DRAFT, max_length=16, index=True)
+    created_by: str = Field(max_length=100)  # the coordinator's alias, or "command line"
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")
+    texts: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    photo: str | None = Field(default=None, max_length=200)  # the channel's file id
+    # {"kind": "all" | "language" | "district" | "jobs" | "open_ticket", "value": str | None}
+    audience: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    step: str | None = Field(default=None, max_length=32)
+    thread_id: int | None = Field(default=None, sa_column=Column(BigInteger))  # composed in
+    scheduled_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    recipients: int = 0  # delivery rows written when sending started
+    progress_message_id: int | None = Field(default=None, sa_column=Column(BigInteger))
+    progress_outbox_id: int | None = None  # the outbox row that posts the progress message
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # not yet handed to the outbox
+    SENDING = "sending"  # in the outbox
+    SENT = "sent"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    UNKNOWN = "unknown"  # was being sent when the hotline died: not sent again
+
+
+class BroadcastDelivery(SQLModel, table=True):
+    """One row per recipient, written before the first is sent: the broadcast's durable list
+    of who still gets it, so that a restart resumes where it stopped and sends nobody two."""
+
+    __tablename__ = "broadcast_delivery"
+    __table_args__ = (UniqueConstraint("broadcast_id", "person_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    broadcast_id: int = Field(foreign_key="broadcast.id", index=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    language: str = Field(max_length=8)  # the text's language they get (after fallback)
+    status: str = Field(default=DeliveryStatus.PENDING, max_length=16, index=True)
+    outbox_id: int | None = Field(default=None, index=True)
+    sent_at: datetime | None = None
+
+
+class WeChatAccessToken(SQLModel, table=True):
+    """WeChat's access token, one row per account: every process uses the one stored here
+    instead of fetching its own, and refreshes it with the row locked (db/wechat_tokens.py)."""
+
+    __tablename__ = "wechat_access_token"
+
+    app_id: str = Field(primary_key=True, max_length=32)
+    # getStableAccessToken: "access_token 的存储空间至少要保留 512 个字符".
+    token: str = Field(max_length=512)
+    expires_at: datetime
+    refreshed_at: datetime = Field(default_factory=utcnow)

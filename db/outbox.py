@@ -22,7 +22,7 @@ from db.models import OutboxItem, OutboxStatus, Pace
 SENT_KEPT = timedelta(days=1)  # for `hotline status` and an operator's questions, no longer
 FAILED_KEPT = timedelta(days=7)  # what could not be sent, for an operator to look at
 SCRUBBED: dict[str, Any] = {}
-ENDED = (OutboxStatus.SENT, OutboxStatus.BLOCKED)
+ENDED = (OutboxStatus.SENT, OutboxStatus.BLOCKED, OutboxStatus.UNKNOWN)
 
 
 def chat_lane(channel: str, chat: str | int) -> str:
@@ -48,33 +48,39 @@ class NewItem:
     body: dict[str, Any]
     held: bool = False
     next_attempt_at: datetime | None = None
+    once: bool = False  # a broadcast's copy: never sent twice, even after a crash
 
 
 async def add_items(session: AsyncSession, *, items: Sequence[NewItem], now: datetime) -> list[int]:
     """Writes the rows in one statement; returns their ids, in the same order."""
     if not items:
         return []
-    result = await session.exec(
-        insert(OutboxItem)
-        .values(
-            [
-                {
-                    "channel": item.channel,
-                    "pace": item.pace,
-                    "lane": item.lane,
-                    "body": item.body,
-                    "held": item.held,
-                    "status": OutboxStatus.PENDING,
-                    "attempts": 0,
-                    "next_attempt_at": item.next_attempt_at or now,
-                    "created_at": now,
-                }
-                for item in items
-            ]
-        )
-        .returning(OutboxItem.id)
-    )
-    return sorted(result.scalars().all())
+    rows = [
+        {
+            "channel": item.channel,
+            "pace": item.pace,
+            "lane": item.lane,
+            "body": item.body,
+            "held": item.held,
+            "status": OutboxStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": item.next_attempt_at or now,
+            "created_at": now,
+            "once": item.once,
+        }
+        for item in items
+    ]
+    result = await session.exec(_INSERT, params=rows)
+    return list(result.scalars().all())
+
+
+# Every turn writes rows and every send marks them, so these are prepared once, on the table
+# (Core): the ORM-enabled forms cost two to seven times as much (bench/README.md).
+_TABLE = OutboxItem.__table__
+# One cached statement for any number of rows, which SQLAlchemy sends as multi-row INSERTs in
+# batches; a VALUES list of each length would be compiled and cached once per length
+# (megabytes each for a broadcast's window of thousands).
+_INSERT = insert(_TABLE).returning(_TABLE.c.id, sort_by_parameter_order=True)
 
 
 async def hold_lane(session: AsyncSession, *, lane: str, until: datetime) -> None:
@@ -109,10 +115,20 @@ async def release_lane(session: AsyncSession, *, lane: str, now: datetime) -> bo
 
 
 _MARK_SENDING = (
-    update(OutboxItem)
-    .where(col(OutboxItem.id).in_(bindparam("ids", expanding=True)))
-    .values(status=OutboxStatus.SENDING, attempts=OutboxItem.attempts + 1)
-    .execution_options(synchronize_session=False)
+    update(_TABLE)
+    .where(_TABLE.c.id.in_(bindparam("ids", expanding=True)))
+    .values(status=OutboxStatus.SENDING, attempts=_TABLE.c.attempts + 1)
+)
+_MARK_SENT = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("row_id"))
+    .values(
+        status=OutboxStatus.SENT,
+        body=SCRUBBED,
+        lane="",
+        sent_ids=bindparam("ids"),
+        sent_at=bindparam("now"),
+    )
 )
 
 
@@ -137,18 +153,8 @@ async def mark_sent(
     keep the message ids they produced."""
     if not results:
         return
-    table = OutboxItem.__table__  # Core: one statement for many rows (executemany)
-    await session.exec(
-        update(table)
-        .where(table.c.id == bindparam("row_id"))
-        .values(
-            status=OutboxStatus.SENT,
-            body=SCRUBBED,
-            lane="",
-            sent_ids=bindparam("ids"),
-            sent_at=now,
-        ),
-        params=[{"row_id": row_id, "ids": ids} for row_id, ids in results],
+    await session.exec(  # one statement for many rows (executemany)
+        _MARK_SENT, params=[{"row_id": row_id, "ids": ids, "now": now} for row_id, ids in results]
     )
 
 
@@ -163,17 +169,6 @@ async def mark_ended(
         update(OutboxItem)
         .where(col(OutboxItem.id).in_(ids))
         .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def retry_later(
-    session: AsyncSession, *, row_id: int, at: datetime, error: str | None
-) -> None:
-    await session.exec(
-        update(OutboxItem)
-        .where(OutboxItem.id == row_id)
-        .values(status=OutboxStatus.PENDING, next_attempt_at=at, error=(error or "")[:200] or None)
         .execution_options(synchronize_session=False)
     )
 
@@ -215,15 +210,28 @@ async def group_sends_since(
     return sorted(moments)
 
 
-async def recover(session: AsyncSession) -> int:
-    """At start: rows a dead run was sending go again (they may repeat); returns how many."""
-    result = await session.exec(
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    repeated: int  # rows a dead run was sending, sent again (each may arrive twice)
+    unknown: int  # rows sent only once (a broadcast's): not sent again, "unknown"
+
+
+async def recover(session: AsyncSession) -> Recovered:
+    """At start: rows a dead run was sending go again (they may repeat), except those sent
+    only once, which end "unknown"."""
+    unknown = await session.exec(
+        update(OutboxItem)
+        .where(OutboxItem.status == OutboxStatus.SENDING, col(OutboxItem.once).is_(True))
+        .values(status=OutboxStatus.UNKNOWN, body=SCRUBBED, lane="")
+        .execution_options(synchronize_session=False)
+    )
+    repeated = await session.exec(
         update(OutboxItem)
         .where(OutboxItem.status == OutboxStatus.SENDING)
         .values(status=OutboxStatus.PENDING)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount
+    return Recovered(repeated.rowcount, unknown.rowcount)
 
 
 async def pending(
@@ -235,6 +243,16 @@ async def pending(
         .where(OutboxItem.status == OutboxStatus.PENDING, col(OutboxItem.id) > after_id)
         .order_by(col(OutboxItem.id))
         .limit(limit)
+    )
+    return list(result.all())
+
+
+async def pending_of(session: AsyncSession, *, ids: Sequence[int]) -> list[OutboxItem]:
+    """These rows, if still pending, in order (another process wrote them)."""
+    result = await session.exec(
+        select(OutboxItem)
+        .where(col(OutboxItem.id).in_(ids), OutboxItem.status == OutboxStatus.PENDING)
+        .order_by(col(OutboxItem.id))
     )
     return list(result.all())
 

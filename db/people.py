@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, delete, update
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db import inbox, jobs, outbox
+from db import broadcasts, inbox, jobs, outbox
 from db.conversations import SavedConversation
 from db.models import (
     Conversation,
@@ -16,6 +16,17 @@ from db.models import (
     Ticket,
     TicketMessage,
 )
+
+# What a ticket says about its person, as it stands once erased (/forget, `hotline purge`); the
+# kind, category, district, status and dates stay for the centre's figures.
+TICKET_DETAILS_ERASED = {
+    "employer": None,
+    "address": None,
+    "story": None,
+    "phone": None,
+    "wage_months": None,
+    "share_identity": False,
+}
 
 _PERSON_AND_CONVERSATION = (
     select(Person, Conversation.flow, Conversation.step, Conversation.data, Conversation.history)
@@ -73,18 +84,11 @@ async def forget_person(session: AsyncSession, *, person: Person, now: datetime)
     await session.exec(
         update(Ticket)
         .where(Ticket.person_id == person.id)
-        .values(
-            employer=None,
-            address=None,
-            story=None,
-            phone=None,
-            wage_months=None,
-            share_identity=False,
-            updated_at=now,
-        )
+        .values(**TICKET_DETAILS_ERASED, updated_at=now)
     )
     await session.exec(delete(Conversation).where(Conversation.person_id == person.id))
     await jobs.forget_jobs_of(session, person_id=person.id)  # no more alerts, no trace of them
+    await broadcasts.forget_recipient(session, person_id=person.id)  # in no audience again
     # The inbox keeps each update as it came: the person's own, and the staff's in their
     # tickets' topics (a Claim press carries the card, a reply quotes what they wrote).
     topics = await session.exec(

@@ -26,8 +26,12 @@ def create_engine(database_url: str) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
         return engine
+    # 16 turns at once (bot/channels/telegram/channel.py) and the outbox's marks: 20
+    # connections kept open. An overflow above a smaller pool was closed on return, and under
+    # load opened again, a new PostgreSQL backend many times a second (bench/processes.py).
+    # Four processes take 80 of PostgreSQL's default 100 (docs/scaling.md).
     return create_async_engine(
-        database_url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
+        database_url, pool_size=20, max_overflow=0, pool_pre_ping=True, hide_parameters=True
     )
 
 

@@ -12,11 +12,15 @@ def all_flows() -> dict[str, Flow]:
     from handlers.jobs import jobs
     from handlers.legal_aid import legal_aid
     from handlers.menu import language, menu
+    from handlers.notices import notices
     from handlers.privacy import privacy
     from handlers.talk import relay, talk
     from handlers.tickets import tickets
 
-    flows = (menu, language, complaint, talk, relay, tickets, privacy, jobs, legal_aid, guide)
+    flows = (
+        *(menu, language, complaint, talk, relay, tickets, privacy, jobs, legal_aid, guide),
+        notices,
+    )
     return {flow.name: flow for flow in flows}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from handlers.flow import Flow, Goto, Outcome, Turn
 from handlers.guide import answer_question
-from handlers.messages import Choice
+from handlers.messages import Choice, Reply
 from handlers.talk import write_to_counsellor
 
 menu = Flow("menu")
@@ -51,8 +51,13 @@ def language_options(turn: Turn) -> list[Choice]:
 
 @language.step("choose", expects="choice", options=language_options, back=False)
 async def choose(turn: Turn) -> Outcome:
-    """Stores the language and answers in it from here on."""
+    """Stores the language and answers in it from here on; the first time, says that the
+    centre's notices will come and how to stop them."""
+    first = turn.person.language is None
     turn.person.language = turn.choice
     turn.t = turn.catalog.translator(turn.choice)
-    turn.say("language.saved")
+    if first:  # one message: a new worker's first answer gets no more replies for it
+        turn.replies.append(Reply(f"{turn.t('language.saved')}\n\n{turn.t('notices.subscribed')}"))
+    else:
+        turn.say("language.saved")
     return Goto("menu")

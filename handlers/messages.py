@@ -8,6 +8,7 @@ that read and make them, so that handlers need nothing from bot/.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -77,6 +78,23 @@ class Place:
     address: str
 
 
+@dataclass(frozen=True, slots=True)
+class Photo:
+    """A picture before a reply's text (which becomes its caption when short enough): one the
+    channel already holds (`file_id`, a coordinator's photo), or one made here (`png`, a chart)."""
+
+    file_id: str | None = None
+    png: bytes | None = None
+
+    def to_list(self) -> list:
+        return [self.file_id, base64.b64encode(self.png).decode() if self.png else None]
+
+    @classmethod
+    def from_list(cls, data: list) -> Photo:
+        file_id, png = data
+        return cls(file_id, base64.b64decode(png) if png else None)
+
+
 @dataclass(slots=True)
 class Reply:
     """One message to the person: HTML text (user input already escaped) and its choices."""
@@ -86,6 +104,7 @@ class Reply:
     choice_tag: str | None = None  # which question the buttons answer, to spot old keyboards
     urgent: bool = False  # sent even while a flood holds the other replies back (crisis)
     place: Place | None = None  # a map pin after the text (which may then be empty)
+    photo: Photo | None = None  # a picture, the text its caption (or after it, if long)
 
     def to_dict(self) -> dict:
         data = {
@@ -97,6 +116,8 @@ class Reply:
         if self.place is not None:  # rows without one stay as they were
             place = self.place
             data["place"] = [place.latitude, place.longitude, place.title, place.address]
+        if self.photo is not None:
+            data["photo"] = self.photo.to_list()
         return data
 
     @classmethod
@@ -108,6 +129,7 @@ class Reply:
             choice_tag=data["choice_tag"],
             urgent=data.get("urgent", False),
             place=Place(*place) if place else None,
+            photo=Photo.from_list(data["photo"]) if data.get("photo") else None,
         )
 
 

@@ -31,7 +31,16 @@ from db.tickets import add_ticket_message, lock_ticket
 from handlers.legal_aid import details_of, entry_name
 from handlers.mediation import relay_from_staff, set_status, tell_worker
 from handlers.messages import Choice, Inbound, InboundKind, Outgoing, Reply
+from handlers.staff_broadcast import (
+    COMPOSE_TAG,
+    PROGRESS_TAG,
+    broadcast_command,
+    compose,
+    draft_for,
+    progress_button,
+)
 from handlers.staff_jobs import jobs_command
+from handlers.staff_stats import stats_command
 
 log = logging.getLogger(__name__)
 NOTE_PREFIX = "!"
@@ -53,6 +62,7 @@ class StaffTurn:
     outgoing: list[Outgoing] = field(default_factory=list)
     alert: str | None = None  # shown to whoever pressed a button
     paces: Rates | None = None  # the sender's paces, for /status's estimates
+    sla: timedelta | None = None  # HOTLINE_SLA_MINUTES, for /stats (None: its default)
 
     def say(self, key: str, /, **variables: Any) -> None:
         self.replies.append(Reply(str(self.t(key, **variables))))
@@ -74,6 +84,12 @@ async def from_staff(turn: StaffTurn) -> None:
         await status_command(turn)
     elif inbound.kind is InboundKind.COMMAND and inbound.command == "jobs":
         await jobs_command(turn)
+    elif inbound.kind is InboundKind.COMMAND and inbound.command == "stats":
+        await stats_command(turn)
+    elif inbound.kind is InboundKind.COMMAND and inbound.command == "broadcast":
+        await broadcast_command(turn)
+    elif inbound.kind is not InboundKind.EDIT and (draft := await draft_for(turn)) is not None:
+        await compose(turn, draft)  # the coordinator is composing a notice here
     elif turn.ticket is None or inbound.kind is InboundKind.EDIT:
         return  # the group's general chat, or an edit: not for a worker
     elif inbound.kind is InboundKind.COMMAND and inbound.command == "note":
@@ -111,6 +127,16 @@ async def answer_worker(turn: StaffTurn) -> None:
 
 async def _button(turn: StaffTurn) -> None:
     kind, _, _ = (turn.inbound.choice_tag or "").partition(".")
+    if kind == PROGRESS_TAG:
+        await progress_button(turn)
+        return
+    if kind == COMPOSE_TAG:
+        draft = await draft_for(turn)
+        if draft is None or turn.inbound.choice_tag != f"{COMPOSE_TAG}.{draft.id}":
+            turn.alert = str(turn.t("common.old_button"))
+            return
+        await compose(turn, draft)
+        return
     if turn.ticket is None:
         turn.alert = str(turn.t("staff.no_ticket"))
         return

@@ -36,7 +36,7 @@ POSTGRES_URL = os.environ.get(
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-def _run_apart(coroutine: Awaitable[object]) -> object:
+def run_apart(coroutine: Awaitable[object]) -> object:
     """Runs set-up work on an event loop of its own: session fixtures are requested from
     inside tests' running loops, where asyncio.run is not allowed."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -73,7 +73,7 @@ async def _drop_postgres_database(name: str) -> None:
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One migrated SQLite file, copied for each test: cheaper than migrating each time."""
     path = tmp_path_factory.mktemp("template") / "hotline.db"
-    _run_apart(_migrated_sqlite(path))
+    run_apart(_migrated_sqlite(path))
     return path
 
 
@@ -82,17 +82,17 @@ def postgres_url() -> str:
     """A migrated database of our own on the PostgreSQL server, dropped at the end."""
     name = f"hotline_test_{uuid.uuid4().hex[:10]}"
     try:
-        url = _run_apart(_create_postgres_database(name))
+        url = run_apart(_create_postgres_database(name))
     except (OSError, Exception) as error:  # unreachable, refused, no permission
         message = f"PostgreSQL at {POSTGRES_URL} is not usable: {error}"
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
     yield url
-    _run_apart(_drop_postgres_database(name))
+    run_apart(_drop_postgres_database(name))
 
 
-async def _empty_tables(url: str) -> None:
+async def empty_tables(url: str) -> None:
     engine = create_engine(url)
     tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
     async with engine.begin() as connection:
@@ -107,7 +107,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite+aiosqlite:///{path}"
     url = request.getfixturevalue("postgres_url")
-    _run_apart(_empty_tables(url))
+    run_apart(empty_tables(url))
     return url
 
 

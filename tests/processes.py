@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 
 from local_servers.telegram import LocalBotApi
 
@@ -30,3 +33,15 @@ def hotline_process(api: LocalBotApi, database_url: str, **settings: str) -> sub
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@contextlib.contextmanager
+def killed_after(process: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """The block runs with the process alive and ends with it killed (SIGKILL): the moment
+    the block chose, or the moment it failed."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        process.wait(10)

@@ -13,7 +13,7 @@ from db import inbox
 from db.models import Conversation, Person, utcnow
 from local_servers.telegram import LocalBotApi
 from tests.conversation import replies, say, texts, wage_complaint
-from tests.processes import hotline_process
+from tests.processes import hotline_process, killed_after
 
 
 async def test_a_restart_mid_conversation_continues_at_the_same_question(
@@ -91,8 +91,7 @@ async def test_kill_9_after_telegram_was_told_loses_nothing(api: LocalBotApi, da
     """The bot is killed after its getUpdates confirmed the worker's answer to Telegram and
     before the reply went out; the restarted bot still answers it, and the answer is kept."""
     worker = api.user(704, language_code="en")
-    bot = hotline_process(api, database_url)
-    try:
+    with killed_after(hotline_process(api, database_url)):
         worker.send("/start")
         assert "Choose a language" in texts(await replies(worker, timeout=30))
         api.hold("sendMessage")
@@ -105,13 +104,8 @@ async def test_kill_9_after_telegram_was_told_loses_nothing(api: LocalBotApi, da
                 and any(call.get("chat_id") == 704 for call in api.held("sendMessage"))
             )
         )
-        bot.send_signal(signal.SIGKILL)
-        bot.wait(10)
-        api.release("sendMessage")
-        assert api.pending_updates == 0, "Telegram will not deliver the update again"
-    finally:
-        if bot.poll() is None:
-            bot.kill()
+    api.release("sendMessage")
+    assert api.pending_updates == 0, "Telegram will not deliver the update again"
     # The stalled reply may or may not reach the worker (the server finishes the dead bot's
     # request); either way the restarted bot sends the turn's replies, which were stored.
     restarted = hotline_process(api, database_url)

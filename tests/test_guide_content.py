@@ -190,3 +190,14 @@ def test_the_check_wants_a_label_for_every_scheme(content: Path) -> None:
     problems = guide_problems(content)
     assert "zh: no label guide.calc.schemes.maternity" in problems
     assert "en: no label guide.calc.schemes.maternity" in problems
+
+
+def test_the_guides_word_list_is_made_from_its_texts() -> None:
+    """content/guide/words.txt is current: the search does not load jieba's whole
+    dictionary (`hotline content words` rewrites it after the guide changes)."""
+    from content.guide_search import corpus_texts
+    from content.guide_words import is_current
+
+    catalog = Catalog()
+    texts = corpus_texts(guide_of(catalog.folder, tuple(catalog.languages)))
+    assert is_current(catalog.folder, texts), "run: hotline content words"

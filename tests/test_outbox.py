@@ -25,7 +25,7 @@ from handlers.messages import Reply
 from local_servers.telegram import LocalBotApi, TelegramLimits, busiest_window
 from tests import desk
 from tests.conversation import replies, say, texts, wage_complaint
-from tests.processes import hotline_process
+from tests.processes import hotline_process, killed_after
 from tests.test_mediation import card_of
 
 SPEED = 20  # the staff group's minute lasts three seconds
@@ -180,18 +180,12 @@ async def test_kill_9_while_sending_sends_it_again_and_says_so(
     api: LocalBotApi, database_url: str
 ) -> None:
     worker = api.user(5501, language_code="en")
-    bot = hotline_process(api, database_url)
-    try:
+    with killed_after(hotline_process(api, database_url)):
         worker.send("/start")
         assert "Choose a language" in texts(await replies(worker, timeout=30))
         api.hold("sendMessage")
         worker.send("English")
         await api.until_held("sendMessage", timeout=15)  # the row is "sending" now
-        bot.send_signal(signal.SIGKILL)
-        bot.wait(10)
-    finally:
-        if bot.poll() is None:
-            bot.kill()
     api.release("sendMessage")  # whether Telegram took the dead bot's call, nobody knows
     restarted = hotline_process(api, database_url)
     try:
@@ -288,6 +282,64 @@ async def test_a_restarted_run_keeps_the_staff_groups_minute(
     assert pacer.group_counted(group) == into_group
 
 
+async def test_a_topic_request_is_dated_when_it_goes_not_while_it_waits_its_turn(
+    api: LocalBotApi, start_hotline
+) -> None:
+    """A restart counts the group's last minute from these dates: one noted before a wait in
+    the pace would leave the minute before the restart undercounted (a 429 after it)."""
+    hotline, forum = await start_desk(api, start_hotline)
+    worker = api.user(5811, language_code="en")
+    await to_review(worker)
+    api.fail("createForumTopic", status=429, retry_after=2, times=1)
+    pressed = utcnow()
+    await say(worker, "Submit")
+    for _ in range(150):
+        if forum.topics:
+            break
+        await asyncio.sleep(0.05)
+    assert forum.topics, "the topic opened once the 429 was waited out"
+    async with hotline.sessions() as session:
+        ticket = (await session.exec(select(Ticket))).one()
+    waited = ticket.topic_requested_at.replace(tzinfo=None) - pressed.replace(tzinfo=None)
+    assert waited.total_seconds() >= 1.5, "dated after the two seconds the group was paused"
+
+
+async def test_a_stop_sets_back_what_only_waited_for_the_groups_pace(
+    api: LocalBotApi, start_hotline, monkeypatch, caplog
+) -> None:
+    """Rows with the channel that never reached Telegram (the group's minute was full) go
+    back to pending at a stop: the next start sends them once, without a "may repeat"."""
+    hotline, forum = await desk.start_desk(api, start_hotline)
+    group = str(desk.STAFF_CHAT)
+    hotline.telegram.pacer.seed_group(group, [0.0] * 20)  # a full minute, just now
+    worker = api.user(5821, language_code="en")
+    await to_review(worker)
+    await say(worker, "Submit")
+    for _ in range(100):
+        async with hotline.sessions() as session:
+            sending = (
+                await session.exec(select(OutboxItem).where(OutboxItem.pace == Pace.GROUP))
+            ).all()
+        if any(row.status == OutboxStatus.SENDING for row in sending):
+            break
+        await asyncio.sleep(0.05)
+    assert any(row.status == OutboxStatus.SENDING for row in sending), "the card waits its pace"
+    monkeypatch.setattr("bot.delivery.sender.STOP_GRACE", 0.3)
+    await hotline.stop()
+    async with hotline.sessions() as session:
+        rows = (await session.exec(select(OutboxItem).where(OutboxItem.pace == Pace.GROUP))).all()
+    assert rows and {row.status for row in rows} == {OutboxStatus.PENDING}
+    assert not forum.topics
+    caplog.clear()
+    await start_hotline(staff_chat_id=desk.STAFF_CHAT)
+    for _ in range(100):
+        if [m for m in forum.messages if m.button_texts]:
+            break
+        await asyncio.sleep(0.1)
+    assert len([m for m in forum.messages if m.button_texts]) == 1, "the card, once"
+    assert "were being sent when the last run stopped" not in caplog.text
+
+
 async def at_the_start(api: LocalBotApi, start_hotline, worker_id: int):
     """A hotline without a staff group, and a worker it has greeted."""
     hotline = await start_hotline()
@@ -331,3 +383,59 @@ async def test_a_bulk_row_gives_way_to_conversation_in_the_pacer(
     assert (await worker.next_message(timeout=15)).plain == "3 new jobs"
     await say(worker, "English")
     assert paced[0] is True and paced[-1] is False
+
+
+async def test_a_row_woken_twice_is_sent_once(database_url) -> None:
+    """A refresh may read rows just committed before their writer wakes them; the writer's
+    late wake must not send them again."""
+    from bot.delivery.items import enqueue
+    from bot.delivery.sender import Delivered, Sender
+    from db.outbox import NewItem
+    from db.session import create_engine, session_factory
+
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    carried: list[str] = []
+
+    async def carry_out(body: dict, pace: str) -> Delivered:
+        carried.append(body["chat"])
+        return Delivered("sent", [len(carried)])
+
+    sender = Sender(sessions=sessions, carry_out=carry_out)
+    items = [
+        NewItem("telegram", Pace.BULK, f"telegram:chat:{7100 + n}", {"to": "chat", "chat": str(n)})
+        for n in range(3)
+    ]
+    async with sessions() as session, session.begin():
+        queued = await enqueue(session, items, now=utcnow())
+    await sender.start()  # reads them as pending, as a refresh would
+    assert await sender.idle()
+    sender.wake(queued)  # the writer, late
+    assert await sender.idle()
+    await sender.stop()
+    await engine.dispose()
+    assert sorted(carried) == ["0", "1", "2"]
+
+
+async def test_outbox_ids_never_come_back_after_the_migrations(database_url) -> None:
+    """The sender knows rows by id: a row deleted (/forget) must not lend its id to the next.
+    On SQLite that is AUTOINCREMENT, which a migration copying the table would lose."""
+    from sqlalchemy import delete, text
+
+    from db.outbox import NewItem
+    from db.session import create_engine, session_factory
+
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    item = NewItem("telegram", Pace.PRIVATE, "telegram:chat:1", {"to": "chat", "chat": "1"})
+    async with sessions() as session, session.begin():
+        (first,) = await outbox.add_items(session, items=[item], now=utcnow())
+        await session.exec(delete(OutboxItem).where(OutboxItem.id == first))
+    async with sessions() as session, session.begin():
+        (second,) = await outbox.add_items(session, items=[item], now=utcnow())
+    if engine.dialect.name == "sqlite":
+        async with sessions() as session:
+            found = await session.exec(text("SELECT sql FROM sqlite_master WHERE name = 'outbox'"))
+            assert "AUTOINCREMENT" in found.one()[0]
+    await engine.dispose()
+    assert second > first

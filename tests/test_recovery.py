@@ -15,7 +15,7 @@ from db.models import InboxStatus, InboxUpdate, Ticket
 from local_servers.telegram import LocalBotApi
 from tests.conversation import file_complaint, replies, say, texts, wage_complaint
 from tests.desk import STAFF_CHAT, start_desk
-from tests.processes import hotline_process
+from tests.processes import hotline_process, killed_after
 
 SORRY = "Sorry, something went wrong on our side"
 
@@ -101,8 +101,7 @@ async def test_kill_9_between_opening_a_topic_and_storing_it_opens_one_topic(
     was stored; the restarted bot carries out the stored card into that same topic."""
     forum = api.forum(STAFF_CHAT, "Hotline staff")
     worker = api.user(2102, language_code="en")
-    bot = hotline_process(api, database_url, HOTLINE_STAFF_CHAT_ID=str(STAFF_CHAT))
-    try:
+    with killed_after(hotline_process(api, database_url, HOTLINE_STAFF_CHAT_ID=str(STAFF_CHAT))):
         worker.send("/start")
         assert "Choose a language" in texts(await replies(worker, timeout=30))
         for answer in (*wage_complaint()[1:], "done", "skip", "Stay anonymous"):
@@ -111,11 +110,6 @@ async def test_kill_9_between_opening_a_topic_and_storing_it_opens_one_topic(
         submitted = texts(await say(worker, "Submit"))
         reference = submitted.split("complaint number is ")[1].split(".")[0]
         await api.until_held("createForumTopic", timeout=15)
-        bot.send_signal(signal.SIGKILL)
-        bot.wait(10)
-    finally:
-        if bot.poll() is None:
-            bot.kill()
     api.release("createForumTopic")  # Telegram carries out the dead bot's request
     for _ in range(100):
         if forum.topics:
@@ -177,12 +171,20 @@ async def test_a_turn_failing_fewer_times_than_the_limit_is_answered_in_order(
 
 
 async def test_a_turn_that_keeps_failing_is_given_up_once_and_the_staff_alerted(
-    api: LocalBotApi, start_hotline
+    api: LocalBotApi, start_hotline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hotline, forum = await start_desk(api, start_hotline)
     worker = api.user(2104, "Zhang Private", language_code="en")
     await say(worker, "/start")
     failures = failing(hotline, "English", failed_turns.TURN_ATTEMPTS)
+    apologies = []
+    apologise = failed_turns.apologise
+
+    async def noted(*args):
+        apologies.append(await apologise(*args))
+        return apologies[-1]
+
+    monkeypatch.setattr(failed_turns, "apologise", noted)
     worker.send("English")
     worker.send("/help")  # handled after the failing turn is given up
     seen = [await worker.next_message(), *await worker.quiet(0.5)]
@@ -193,6 +195,8 @@ async def test_a_turn_that_keeps_failing_is_given_up_once_and_the_staff_alerted(
     [failed] = [r for r in await inbox_rows(hotline) if r.status == InboxStatus.FAILED]
     assert failed.attempts == failed_turns.TURN_ATTEMPTS
     assert failed.payload["message"]["text"] == "English", "kept for an operator"
+    [apology] = apologies
+    assert apology.queued and not apology.replies, "said through the outbox, at its pace"
 
     assert hotline.application.job_queue.get_jobs_by_name("failure-alerts"), "checked often"
     assert await hotline.alert_failures() == 1

@@ -223,9 +223,10 @@ async def test_an_undelivered_answer_says_why_in_the_topic(
     li = api.user(771, "Li")
     worker, thread = await opened_case(api, forum, 3106)
     api.fail("sendMessage", chat_id=worker.id, **fault)
+    await forum.quiet(0.1)
     forum.send(li, "Are you there?", thread_id=thread)
-    await asyncio.sleep(1.0)
-    said = forum.topic_messages(thread)[-1].plain
+    # Four tries with back-off, then the notice at the group's pace: waited for, not timed.
+    said = (await forum.next_message(timeout=15)).plain
     assert notice in said and said.startswith("⚠ 这条消息没有送达工友")
     record = (await to_worker(hotline))[-1]
     blocked = fault["status"] == 403

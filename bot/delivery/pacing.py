@@ -22,16 +22,26 @@ from dataclasses import dataclass
 GROUP_MESSAGES, GROUP_WINDOW = 20, 61.0
 OVERALL_MARGIN = 0.25  # seconds, for the same reason, on the bot's overall second: 0.1 let a
 # 429 through in bench/surge.py once calls went over aiohttp, many connections at once
+MARGINAL_SENDS = 7.5  # ...that is, about this many sends' worth at Telegram's 30 a second
+MIN_MARGIN = 0.05  # and never less: at 1,000 a second (paid broadcasts) 0.25 s would waste a fifth
 QUIET_CHATS_KEPT = 10_000  # private chats' buckets kept in memory before idle ones are dropped
 
 
 @dataclass(frozen=True, slots=True)
 class Paces:
     overall_per_second: float = 30.0  # Telegram: about 30 messages a second for one bot
+    bulk_per_second: float | None = None  # broadcasts and alerts, within the overall rate
     chat_burst: int = 5  # a private chat: short bursts, then about one a second
     chat_per_second: float = 1.0
     group_messages: int = GROUP_MESSAGES
     group_window: float = GROUP_WINDOW
+
+
+def overall_margin(per_second: float) -> float:
+    """The margin on a rate's one-second window: a quarter of a second at Telegram's 30, less
+    at the raised rates of paid broadcasts, where a fixed quarter second would cost a fifth of
+    the rate (bench/broadcast.py measures what a smaller one lets through)."""
+    return max(MIN_MARGIN, min(OVERALL_MARGIN, MARGINAL_SENDS / per_second))
 
 
 class TokenBucket:
@@ -82,7 +92,11 @@ class Pacer:
         self.clock = clock
         # Telegram counts the bot's messages in any second (a sliding window), not a bucket
         # refilled as it goes, which would let twice the rate through within one second.
-        self._overall = SlidingWindow(max(1, int(paces.overall_per_second)), 1.0 + OVERALL_MARGIN)
+        self._overall = SlidingWindow(
+            max(1, int(paces.overall_per_second)), 1.0 + overall_margin(paces.overall_per_second)
+        )
+        bulk = paces.bulk_per_second
+        self._bulk = SlidingWindow(max(1, int(bulk)), 1.0 + overall_margin(bulk)) if bulk else None
         self._chats: dict[str, TokenBucket] = {}
         self._groups: dict[str, SlidingWindow] = {}
         self._conversation_waiting = 0  # bulk sends give way while this is above zero
@@ -98,6 +112,10 @@ class Pacer:
             )
         await self._take(bucket.wait, bucket.take, bulk=bulk)
 
+    async def overall(self) -> None:
+        """Before a call that is no new message (an edit): only the bot's overall budget."""
+        await self._take(lambda _now: 0.0, lambda: None, bulk=False)
+
     async def group(self, chat: str) -> None:
         """Before a message into a group (a topic opened counts: its first message)."""
         window = self._groups.get(chat)
@@ -112,19 +130,30 @@ class Pacer:
     ) -> None:
         """Takes the destination's slot and the overall one at the same instant, so that a
         wait for one never makes the other's slot older than the message that uses it."""
-        if not bulk:
-            self._conversation_waiting += 1
+        # A conversation send holds bulk back only while its own chat would take it and it
+        # waits for the overall budget: one waiting on its chat's 1 a second (a worker who
+        # writes fast) must not stop a broadcast to everyone else.
+        competing = False
         try:
+            ceiling = self._bulk if bulk else None
             while True:
                 now = self.clock()
-                delay = max(wait(now), self._overall.wait(now))
+                own = wait(now)
+                if not bulk and (own == 0) != competing:
+                    competing = own == 0
+                    self._conversation_waiting += 1 if competing else -1
+                delay = max(own, self._overall.wait(now))
+                if ceiling is not None:
+                    delay = max(delay, ceiling.wait(now))
                 if delay == 0 and (not bulk or self._conversation_waiting == 0):
                     take()
                     self._overall.take(now)
+                    if ceiling is not None:
+                        ceiling.take(now)
                     return
                 await asyncio.sleep(delay or 1 / self.paces.overall_per_second)
         finally:
-            if not bulk:
+            if competing:
                 self._conversation_waiting -= 1
 
     def seed_group(self, chat: str, ages: list[float]) -> None:

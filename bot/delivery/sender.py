@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ LOAD_PAGE = 1000
 # A refresh reads pending rows from this far below the highest id seen: another process's
 # transaction may commit a row with a lower id after this process saw a higher one.
 REFRESH_OVERLAP = 1000
+FINISHED_KEPT = 20 * REFRESH_OVERLAP  # ids below the highest by more cannot be read again
 MARK_AHEAD = 4  # rows of a lane marked "sending" together (see Sender._ahead)
 STOP_GRACE = 5.0  # seconds a stop waits for sends under way before leaving them "sending"
 
@@ -68,6 +70,24 @@ class Delivered:
 CarryOut = Callable[[dict, str], Awaitable[Delivered]]  # a row's body and its pace
 
 
+@dataclass(slots=True)
+class _Call:
+    started: bool = False
+
+
+# The row being carried out in this task: whether its channel has called the platform yet.
+# A row stopped while it only waited for its pace was never sent, and goes back to pending
+# instead of counting among the next start's possible repeats.
+_call: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("outbox_call", default=None)
+
+
+def calling() -> None:
+    """Channels say so just before a call that may reach the person or the staff group."""
+    call = _call.get()
+    if call is not None:
+        call.started = True
+
+
 class Sender:
     def __init__(
         self,
@@ -91,6 +111,9 @@ class Sender:
         self._news: dict[str, asyncio.Event] = {}
         self._slots = {pace: asyncio.Semaphore(n) for pace, n in IN_FLIGHT.items()}
         self._known: set[int] = set()
+        # Rows carried out here, so that a row queued twice (a refresh read it committed just
+        # before its writer woke it) is never sent twice; forgotten once far below the top.
+        self._finished: set[int] = set()
         self._dropped: dict[str, int] = {}  # forgotten people's lanes: rows below this id
         # "sending" and "sent" marks share one batch: under load every transaction carries
         # the marks of many lanes, both kinds, which is most of what marking costs.
@@ -106,12 +129,19 @@ class Sender:
     async def start(self) -> None:
         """Takes over what a previous run left: "sending" rows again, then every pending row."""
         async with self.sessions() as session, session.begin():
-            self.repeated = await outbox.recover(session)
-        if self.repeated:
+            recovered = await outbox.recover(session)
+        self.repeated = recovered.repeated
+        if recovered.repeated:
             log.warning(
                 "%d message(s) were being sent when the last run stopped: sent again, "
                 "each may arrive twice",
-                self.repeated,
+                recovered.repeated,
+            )
+        if recovered.unknown:
+            log.warning(
+                "%d broadcast message(s) were being sent when the last run stopped: not sent "
+                "again, reported as unknown",
+                recovered.unknown,
             )
         await self._load(after=0)
         self.started = True
@@ -119,6 +149,8 @@ class Sender:
     async def refresh(self) -> int:
         """Queues rows another process wrote (`hotline jobs import`'s alerts, a broadcast
         from the command line); returns how many. Run every few seconds."""
+        floor = self._highest - FINISHED_KEPT
+        self._finished = {row_id for row_id in self._finished if row_id > floor}
         return await self._load(after=max(0, self._highest - REFRESH_OVERLAP))
 
     async def _load(self, *, after: int) -> int:
@@ -137,7 +169,9 @@ class Sender:
     def wake(self, rows: Sequence[Queued]) -> None:
         """Queues rows just committed; their lanes start sending."""
         for row in rows:
-            if row.id in self._known or row.id < self._dropped.get(row.lane, 0):
+            if row.id in self._known or row.id in self._finished:
+                continue
+            if row.id < self._dropped.get(row.lane, 0):
                 continue
             self._known.add(row.id)
             self._highest = max(self._highest, row.id)
@@ -173,6 +207,10 @@ class Sender:
         self._known.difference_update(row.id for row in gone)
         self._marked.difference_update(row.id for row in gone)
         queue[:] = [row for row in queue if row.id >= before]
+
+    def queued(self, row_id: int) -> bool:
+        """Whether the row is still to be sent here."""
+        return row_id in self._known
 
     def waiting(self) -> dict[str, int]:
         """Rows queued in this process, per destination class."""
@@ -211,7 +249,7 @@ class Sender:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._marks.flush()
-        if self._marked:  # marked ahead, never called: not possible repeats at the next start
+        if self._marked:  # marked, never called: not possible repeats at the next start
             async with self.sessions() as session, session.begin():
                 await outbox.unmark_sending(session, ids=sorted(self._marked))
             self._marked.clear()
@@ -282,22 +320,33 @@ class Sender:
         async with self._slots.get(first.pace, self._slots[Pace.BULK]):
             unmarked = [row.id for row in batch if row.id not in self._marked]
             if unmarked:
+                # In the marked set while the mark is written: a stop that cancels this task
+                # now still finds them, and sets them back to pending.
+                self._marked.update(unmarked)
                 await self._marks.add(Mark(sending=[*unmarked, *self._ahead(lane, batch)]))
             self._marked.difference_update(row.id for row in batch)  # now they are called
             task = asyncio.current_task()
             self._carrying.add(task)
+            call = _Call()
+            token = _call.set(call)
             try:
                 delivered = await self.carry_out(body, first.pace)
+            except asyncio.CancelledError:
+                if not call.started:  # a stop came while it waited for its pace: unsent
+                    self._marked.update(row.id for row in batch)
+                raise
             except Exception as error:  # a bug in carrying out: the row fails, the lane goes on
                 log.exception("could not carry out outbox row %s", first.id)
                 delivered = Delivered("failed", error=type(error).__name__)
             finally:
+                _call.reset(token)
                 self._carrying.discard(task)
         queue = self._lanes.get(lane, [])
         for row in batch:
             if row in queue:
                 queue.remove(row)
         self._known.difference_update(row.id for row in batch)
+        self._finished.update(row.id for row in batch)
         if delivered.status == "sent":
             marked = self._marks.add_nowait(Mark(sent=[(row.id, delivered.ids) for row in batch]))
             if any(row.body.get("erase_after") for row in batch) and self.after_erasure:

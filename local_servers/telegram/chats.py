@@ -8,13 +8,13 @@ cursor so a test can wait for "the next reply" without sleeping.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from local_servers.reading import MessageReader
 from local_servers.telegram.formatting import utf16_len
 
 if TYPE_CHECKING:
@@ -128,20 +128,18 @@ def _caption(caption: str | None) -> dict:
     return {"caption": caption} if caption else {}
 
 
-class Chat:
+class Chat(MessageReader[BotMessage]):
     """What private chats and forums share: one message_id sequence for people and bot alike,
     every message ever seen (for replies and copies) and a cursor over the bot's messages."""
 
     def __init__(self, api: LocalBotApi, chat: dict) -> None:
+        super().__init__()
         self.id: int = chat["id"]
         self.chat = chat
-        self.messages: list[BotMessage] = []
         self._api = api
         self._history: dict[int, dict] = {}
         self._from_bot: dict[int, BotMessage] = {}
         self._last_message_id = 0
-        self._cursor = 0
-        self._waiter: asyncio.Future[None] | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id}>"
@@ -207,12 +205,6 @@ class Chat:
         self._from_bot[message.message_id] = message
         self.wake()
 
-    def wake(self) -> None:
-        if self._waiter is not None:
-            if not self._waiter.done():
-                self._waiter.set_result(None)
-            self._waiter = None
-
     # --- the person's side ---
 
     def _post(
@@ -246,35 +238,6 @@ class Chat:
         }
         self._api.push_update({"callback_query": query})
         return query
-
-    async def next_message(self, timeout: float = 5.0) -> BotMessage:
-        return (await self.next_messages(1, timeout))[0]
-
-    async def next_messages(self, n: int, timeout: float = 5.0) -> list[BotMessage]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(self.messages) - self._cursor < n:
-            remaining = deadline - loop.time()
-            if remaining <= 0 or not await self._activity(remaining):
-                raise TimeoutError(self._missing(n, timeout))
-        batch = self.messages[self._cursor : self._cursor + n]
-        self._cursor += n
-        return batch
-
-    async def quiet(self, seconds: float = 0.3) -> list[BotMessage]:
-        """Wait until the bot has said nothing here for `seconds`; return what is unread."""
-        while await self._activity(seconds):
-            pass
-        batch = self.messages[self._cursor :]
-        self._cursor = len(self.messages)
-        return batch
-
-    async def _activity(self, timeout: float) -> bool:
-        """Whether the bot sent or edited something here within `timeout`."""
-        if self._waiter is None:
-            self._waiter = asyncio.get_running_loop().create_future()
-        done, _ = await asyncio.wait({self._waiter}, timeout=timeout)
-        return bool(done)
 
     def _missing(self, n: int, timeout: float) -> str:
         unread = self.messages[self._cursor :]

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import json
 import re
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Self
 
-from aiohttp import web
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
+from local_servers.listening import listen
 from local_servers.telegram.chats import BotMessage, Chat, FakeForum, FakeUser
 from local_servers.telegram.formatting import HtmlParseError, parse_html, strip_text, utf16_len
 from local_servers.telegram.limits import (
@@ -88,6 +89,8 @@ STRING_PARAMS = frozenset(
     }
 )
 _COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
+_SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # setWebhook's secret_token, Telegram's rule
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 @dataclass
@@ -96,6 +99,16 @@ class RecordedRequest:
     params: dict
     status: int
     at: float  # time.monotonic() when the request arrived
+
+
+@dataclass
+class WebhookAttempt:
+    """One POST of an update to the bot's webhook, as Telegram makes them."""
+
+    update_id: int
+    status: int | None  # the HTTP status the bot answered; None: no answer (refused, timeout)
+    error: str | None  # what getWebhookInfo's last_error_message says of it; None for a 200
+    at: float  # time.monotonic() when it was sent
 
 
 class ApiError(Exception):
@@ -168,7 +181,9 @@ class LocalBotApi:
     are FakeUser and FakeForum objects, every API call is recorded, and faults (flood limits,
     outages, blocked users, a call stalled mid-flight) can be scripted per method. Telegram's
     sending limits (`limits`, local_servers/telegram/limits.py) answer 429 as Telegram would;
-    `rate_limited` and `sent_at` show what they refused and let through.
+    `rate_limited` and `sent_at` show what they refused and let through. After setWebhook the
+    updates are POSTed to the bot instead, one at a time and retried until it answers 200;
+    `webhook_attempts` records every POST.
     """
 
     def __init__(
@@ -218,6 +233,18 @@ class LocalBotApi:
         self._stalled: dict[str, list[dict]] = {}
         self._stall_waiter: asyncio.Future[None] | None = None
         self._webhook_url = ""
+        self._webhook_secret = ""
+        self._webhook_allowed: set[str] = set()
+        self._webhook_max_connections = 40
+        self._webhook_error: tuple[int, str] | None = None  # (unix time, message) of the last
+        self._webhook_news = asyncio.Event()  # an update was queued: the deliverer looks again
+        self._deliverer: asyncio.Task[None] | None = None
+        self.webhook_attempts: list[WebhookAttempt] = []
+        # Telegram retries a failed delivery after a while, longer each time; here a short
+        # while, doubling up to a second, so that a test waits out a restart quickly.
+        self.webhook_retry_delay = 0.05
+        self.webhook_max_retry_delay = 1.0
+        self.webhook_timeout = 10.0  # seconds an answer may take before the POST counts failed
         self._commands: dict[tuple[str, str], list[dict]] = {}
         self._runner: web.AppRunner | None = None
         methods: dict[str, Callable[[dict], Awaitable[object]]] = {
@@ -268,22 +295,13 @@ class LocalBotApi:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle_call)
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_download)
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.port))  # bound here so port=0 tells us the port
-        except OSError:
-            sock.close()
-            raise
-        self.port = sock.getsockname()[1]
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        self._runner, self.port = await listen(app, self.host, self.port)
 
     async def stop(self) -> None:
         """Stop serving; long polls and held calls end first so shutdown does not wait."""
         if self._poll is not None and not self._poll.done():
             self._poll.set_result("stopped")
+        await self._stop_delivering()
         for method in list(self._holds):
             self.release(method)
         if self._runner is not None:
@@ -350,6 +368,7 @@ class LocalBotApi:
             self._open_queries[update[kind]["id"]] = update[kind]["from"]["id"]
         self._pending.append(_Queued(update["update_id"], update, kind))
         self._wake_poll("update")
+        self._webhook_news.set()
         return update["update_id"]
 
     def redeliver(self, update: dict) -> None:
@@ -358,6 +377,7 @@ class LocalBotApi:
         entry = _Queued(update["update_id"], update, _update_kind(update), redelivered=True)
         bisect.insort(self._pending, entry, key=lambda queued: queued.update_id)
         self._wake_poll("update")
+        self._webhook_news.set()
 
     @property
     def sent_at(self) -> dict[int, list[float]]:
@@ -789,21 +809,138 @@ class LocalBotApi:
         return self.bot_user
 
     async def _set_webhook(self, params: dict) -> bool:
-        self._webhook_url = str(params.get("url") or "")
+        """Telegram's checks, then delivery by POST starts (or goes on, to the new address
+        with the new secret: what waits is kept unless drop_pending_updates). The local Bot
+        API server takes http too, and any port; Telegram itself wants https on 443, 80, 88
+        or 8443."""
+        url = str(params.get("url") or "")
+        if not url:
+            return await self._delete_webhook(params)
+        if not url.startswith(("https://", "http://")):
+            raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+        secret = str(params.get("secret_token") or "")
+        if secret and not _SECRET_TOKEN.fullmatch(secret):
+            raise bad_request("secret token contains unallowed characters")
+        connections = params.get("max_connections") or 40
+        if not isinstance(connections, int) or not 1 <= connections <= 100:
+            raise bad_request("bad webhook: max_connections must be between 1 and 100")
+        if params.get("drop_pending_updates"):
+            self._pending.clear()
+        if url != self._webhook_url:
+            self._webhook_error = None
+        self._webhook_url, self._webhook_secret = url, secret
+        self._webhook_max_connections = connections
+        if "allowed_updates" in params:  # not given: the previous setting stays (Telegram's)
+            self._webhook_allowed = set(params.get("allowed_updates") or ())
+        if self._deliverer is None or self._deliverer.done():
+            self._deliverer = asyncio.create_task(self._deliver(), name="webhook-delivery")
+        self._webhook_news.set()
         return True
 
     async def _delete_webhook(self, params: dict) -> bool:
-        self._webhook_url = ""
+        """Delivery stops after the POST under way; getUpdates works again."""
+        self._webhook_url = self._webhook_secret = ""
+        self._webhook_error = None
+        self._webhook_news.set()  # the deliverer sees there is no address and ends
         if params.get("drop_pending_updates"):
             self._pending.clear()
         return True
 
     async def _get_webhook_info(self, params: dict) -> dict:
-        return {
+        info: dict[str, Any] = {
             "url": self._webhook_url,
             "has_custom_certificate": False,
             "pending_update_count": len(self._pending),
         }
+        if self._webhook_url:
+            info["max_connections"] = self._webhook_max_connections
+            if self._webhook_allowed:
+                info["allowed_updates"] = sorted(self._webhook_allowed)
+        if self._webhook_error is not None:
+            info["last_error_date"], info["last_error_message"] = self._webhook_error
+        return info
+
+    @property
+    def webhook_url(self) -> str:
+        """The address updates are POSTed to ("" while the bot polls)."""
+        return self._webhook_url
+
+    async def _deliver(self) -> None:
+        """POSTs the waiting updates to the webhook in order, one at a time, as Telegram does
+        for a bot (roughly: it may run up to max_connections at once; one keeps a test's
+        order plain). An update leaves the queue only when the bot answered 200; anything
+        else (another status, a refused connection, a timeout) is retried after a back-off
+        that doubles, and nothing after it goes first."""
+        failures = 0
+        async with ClientSession(timeout=ClientTimeout(total=self.webhook_timeout)) as client:
+            while self._webhook_url:
+                queued = self._next_for_webhook()
+                if queued is None:
+                    self._webhook_news.clear()
+                    await self._webhook_news.wait()
+                    continue
+                attempt = await self._post_update(client, queued)
+                self.webhook_attempts.append(attempt)
+                if attempt.status == 200:
+                    failures = 0
+                    self._drop_queued(queued)
+                    continue
+                failures += 1
+                self._webhook_error = (int(time.time()), attempt.error or "")
+                delay = self.webhook_retry_delay * 2 ** min(failures - 1, 10)
+                self._webhook_news.clear()
+                with contextlib.suppress(TimeoutError):  # a setWebhook cuts the wait short
+                    await asyncio.wait_for(
+                        self._webhook_news.wait(), min(delay, self.webhook_max_retry_delay)
+                    )
+
+    def _next_for_webhook(self) -> _Queued | None:
+        """The oldest waiting update. Kinds the bot did not ask for are dropped: Telegram
+        does not keep them for a webhook."""
+        while self._pending:
+            queued = self._pending[0]
+            if not self._webhook_allowed or queued.kind in self._webhook_allowed:
+                return queued
+            del self._pending[0]
+        return None
+
+    def _drop_queued(self, queued: _Queued) -> None:
+        """Removes this very entry (a deleteWebhook may have emptied the queue meanwhile)."""
+        for index, entry in enumerate(self._pending):
+            if entry is queued:
+                del self._pending[index]
+                return
+
+    async def _post_update(self, client: ClientSession, queued: _Queued) -> WebhookAttempt:
+        headers = {"Content-Type": "application/json"}
+        if self._webhook_secret:
+            headers[SECRET_HEADER] = self._webhook_secret
+        sent = time.monotonic()
+        queued.redelivered = False
+        try:
+            async with client.post(
+                self._webhook_url, data=json.dumps(queued.update), headers=headers
+            ) as response:
+                await response.read()
+                status = response.status
+        except (ClientError, TimeoutError, OSError) as error:
+            message = str(error) or type(error).__name__
+            return WebhookAttempt(queued.update_id, None, message, sent)
+        if status == 200:
+            return WebhookAttempt(queued.update_id, 200, None, sent)
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = ""
+        error = f"Wrong response from the webhook: {status} {reason}".rstrip()
+        return WebhookAttempt(queued.update_id, status, error, sent)
+
+    async def _stop_delivering(self) -> None:
+        if self._deliverer is not None and not self._deliverer.done():
+            self._deliverer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._deliverer
+        self._deliverer = None
 
     async def _get_updates(self, params: dict) -> list[dict]:
         self._wake_poll("conflict")  # Telegram ends an older long poll when a new one comes

@@ -16,17 +16,19 @@ import contextvars
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Update
+from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import MessageLimit, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
 
+from bot.channels.telegram.bot_api import BotApi
 from bot.channels.telegram.http import AiohttpRequest
-from bot.channels.telegram.inbound import CHANNEL, to_inbound
+from bot.channels.telegram.inbound import CHANNEL, to_inbound, update_chat, update_message
 from bot.channels.telegram.rendering import (
     keyboard,
     reply_parameters,
@@ -36,10 +38,14 @@ from bot.channels.telegram.rendering import (
 )
 from bot.channels.telegram.sent import RATE_LIMITED_WAITS, Sent, retry_seconds
 from bot.channels.telegram.staff_group import StaffGroup
+from bot.cluster import Cluster, Solo
+from bot.delivery import courier
+from bot.delivery.courier import Courier
 from bot.delivery.pacing import Pacer, Paces
-from bot.delivery.sender import IN_FLIGHT, Delivered, Sender
+from bot.delivery.sender import IN_FLIGHT, Delivered, Sender, calling
 from bot.done_marks import DoneMarks
 from bot.engine import Engine
+from bot.lane_keeping import LaneKeeper
 from bot.lanes import Lanes
 from bot.log_redaction import person_tag
 from bot.settings import Settings
@@ -65,6 +71,14 @@ POLL_LIMIT = 100  # Telegram's largest getUpdates batch
 RESUME_BATCH = 200  # stored rows read at a time when a start resumes a previous run's work
 
 
+def bot_api(application: Application) -> BotApi:
+    """The hot path's calls, on the Application's own request objects (build_application)."""
+    bot = application.bot
+    # Bot has no public accessor for its get_updates request; PTB is pinned below 23.
+    updates = bot._request[0]  # noqa: SLF001
+    return BotApi(base_url=bot.base_url, calls=bot.request, updates=updates)
+
+
 def build_application(settings: Settings) -> Application:
     """The python-telegram-bot Application: its bot and job queue; no Updater, and no rate
     limiter: the pace is kept per destination by bot/delivery/pacing.py. Its HTTP goes through
@@ -86,6 +100,7 @@ def build_pacer(settings: Settings) -> Pacer:
     return Pacer(
         Paces(
             overall_per_second=settings.max_sends_per_second,
+            bulk_per_second=settings.broadcast_per_second,
             chat_burst=settings.chat_burst,
             chat_per_second=settings.chat_sends_per_second,
         )
@@ -138,6 +153,7 @@ class TelegramChannel:
         max_queued: int = MAX_QUEUED_UPDATES,
         resume_batch: int = RESUME_BATCH,
         pacer: Pacer | None = None,
+        cluster: Cluster | Solo | None = None,
     ) -> None:
         self.application = application
         self.staff_chat_id = staff_chat_id
@@ -148,13 +164,13 @@ class TelegramChannel:
         self.lanes = Lanes(max_running=CONCURRENT_TURNS)
         self.staff_group = StaffGroup(self)
         self.done = DoneMarks(sessions)
-        self.max_queued = max_queued
         self.resume_batch = resume_batch
         self.polls = PollWatch()
         self.started_at = utcnow()  # reset when polling starts: older topic requests are past
         self.opening_topics: dict[int, asyncio.Future[int | None]] = {}  # by ticket id
         self._failures = 0
         self.pacer = pacer or Pacer(Paces())
+        self.api = bot_api(application)
         self.sender = Sender(
             sessions=sessions,
             carry_out=self.carry_out,
@@ -162,6 +178,28 @@ class TelegramChannel:
             after_erasure=engine.erase_traces,
             busy=self._busy,
         )
+        # One process, or one of several on PostgreSQL (bot/cluster.py): which lanes this
+        # one holds, and where its turns' outbox rows go to be sent.
+        self.cluster = cluster or Solo()
+        self.courier = Courier(self.sender, self.cluster)
+        self.keeper = LaneKeeper(
+            channel=CHANNEL,
+            sessions=sessions,
+            lanes=self.lanes,
+            cluster=self.cluster,
+            max_queued=max_queued,
+            lane_of=self._lane,
+            run_row=self._process,
+        )
+
+    @property
+    def max_queued(self) -> int:
+        """Updates queued or running at most (the lane keeper's bound, one value)."""
+        return self.keeper.max_queued
+
+    @max_queued.setter
+    def max_queued(self, value: int) -> None:
+        self.keeper.max_queued = value
 
     @property
     def bot(self) -> Bot:
@@ -177,18 +215,31 @@ class TelegramChannel:
         run's work is resumed from the inbox, a page at a time; then polling goes on, paused
         while `max_queued` updates are queued."""
         await self.bot.delete_webhook(drop_pending_updates=False)
+        offset = await self.prepare(drain=True)
+        while True:
+            room = await self.keeper.room()
+            offset, _ = await self._poll(
+                offset, timeout=self.poll_timeout, limit=min(POLL_LIMIT, room)
+            )
+
+    async def prepare(self, *, drain: bool) -> int | None:
+        """What comes before the first new update is queued, polling or by webhook
+        (bot/channels/telegram/webhook.py): with `drain`, what Telegram holds is stored first
+        (a webhook is told it only by Telegram's POSTs, after this); then the staff group's
+        pace is seeded, the outbox started and the inbox's unfinished rows resumed. Returns
+        the offset to poll from."""
         self.started_at, self.polls.started = utcnow(), time.monotonic()
-        offset, drained = None, False
+        offset, drained = None, not drain
         while not drained:
             offset, drained = await self._poll(offset, timeout=0, limit=POLL_LIMIT, queue=False)
         await self._seed_group_pace()
         await self.sender.start()  # what a previous run decided goes before anything new
-        await self.resume()
-        while True:
-            room = await self.lanes.room(self.max_queued)
-            offset, _ = await self._poll(
-                offset, timeout=self.poll_timeout, limit=min(POLL_LIMIT, room)
-            )
+        self.courier.start_applying()
+        if self.cluster.shared:  # what nobody holds, this run's drain included, is taken
+            await self.keeper.keep_lanes_once(stray_seconds=0)
+        else:
+            await self.resume()
+        return offset
 
     async def _seed_group_pace(self) -> None:
         """The staff group's last minute, as the database knows it (the last run's posts and
@@ -213,14 +264,14 @@ class TelegramChannel:
         returns the next offset and whether Telegram had nothing more. Errors are waited out."""
         sent_at = time.monotonic()
         try:
-            updates = await self.bot.get_updates(
+            updates = await self.api.get_updates(
                 offset=offset, timeout=timeout, limit=limit, allowed_updates=ALLOWED_UPDATES
             )
             if updates:
                 stored = await self._store(updates)
                 if queue:
-                    self._queue_new(updates, stored)
-                offset = updates[-1].update_id + 1
+                    await self._queue_new(updates, stored)
+                offset = updates[-1]["update_id"] + 1
             self._failures = 0
         except RetryAfter as error:
             await asyncio.sleep(retry_seconds(error.retry_after))
@@ -240,44 +291,44 @@ class TelegramChannel:
             return offset, True
         return offset, False
 
-    async def accept(self, updates: Sequence[Update]) -> None:
-        """Stores the updates, then queues the new ones in their people's lanes."""
-        self._queue_new(updates, await self._store(updates))
+    async def accept(self, updates: Sequence[dict]) -> None:
+        """Stores the updates (the Bot API's JSON), then queues the new ones in their people's
+        lanes."""
+        await self._queue_new(updates, await self._store(updates))
 
-    async def _store(self, updates: Sequence[Update]) -> dict[int, int]:
-        """Stores the updates in the inbox; returns {update_id: row id} of the new ones. A
-        new service message about a topic the bot opened claims it for its ticket, in the
-        same transaction (see StaffGroup._topic)."""
-        rows = [(u.update_id, self._lane(u), u.to_dict()) for u in updates]
+    async def _store(self, updates: Sequence[dict]) -> dict[int, int]:
+        """Stores the updates in the inbox as they came; returns {update_id: row id} of the
+        new ones. A new service message about a topic the bot opened claims it for its ticket,
+        in the same transaction (see StaffGroup._topic)."""
+        rows = [(u["update_id"], self._lane(u), u) for u in updates]
         async with self.sessions() as session, session.begin():
             stored = await inbox.store_updates(session, channel=CHANNEL, updates=rows, now=utcnow())
             for update in updates:
-                if update.update_id in stored:
+                if update["update_id"] in stored:
                     await self._claim_topic(session, update)
         return stored
 
-    async def _claim_topic(self, session: AsyncSession, update: Update) -> None:
-        message = update.message
+    async def _claim_topic(self, session: AsyncSession, update: dict) -> None:
+        message = update.get("message")
         if (
             message is None
-            or message.forum_topic_created is None
-            or message.chat.id != self.staff_chat_id
-            or message.from_user is None
-            or message.from_user.id != self.bot.id
+            or "forum_topic_created" not in message
+            or message["chat"]["id"] != self.staff_chat_id
+            or (message.get("from") or {}).get("id") != self.bot.id
         ):
             return
-        reference = message.forum_topic_created.name.split(" ", 1)[0]  # see topic_title
-        topic_id = message.message_thread_id or message.message_id
+        reference = message["forum_topic_created"]["name"].split(" ", 1)[0]  # see topic_title
+        topic_id = message.get("message_thread_id") or message["message_id"]
         if await tickets.claim_topic(session, reference=reference, topic_id=topic_id):
             # Often simply first: the service message can come before createForumTopic's
             # answer. A lost answer is reported where the opening waits for it.
             log.info("ticket %s: topic %s known from its service message", reference, topic_id)
 
-    def _queue_new(self, updates: Sequence[Update], stored: dict[int, int]) -> None:
-        for update in updates:
-            row_id = stored.get(update.update_id)
-            if row_id is not None:
-                self._queue(row_id, update)
+    async def _queue_new(self, updates: Sequence[dict], stored: dict[int, int]) -> None:
+        """Queues what was just stored, in Telegram's order (bot/lane_keeping.py decides
+        where each lane runs)."""
+        new = [(stored[u["update_id"]], u) for u in updates if u["update_id"] in stored]
+        await self.keeper.queue_new(new)
 
     async def resume(self) -> None:
         """Finishes what a previous run stored but did not handle or answer, oldest first,
@@ -294,9 +345,9 @@ class TelegramChannel:
             resumed += len(rows)
             after = rows[-1].update_id
             for row in rows:
-                update = Update.de_json(row.payload, self.bot)
+                update = row.payload
                 if row.status == InboxStatus.RECEIVED:
-                    self._queue(row.id, update)
+                    self.keeper.queue(row.id, update)
                 else:
                     self.lanes.submit(
                         self._lane(update),
@@ -308,46 +359,49 @@ class TelegramChannel:
     async def stop(self) -> None:
         """Finishes the turns under way; what they queued and is not yet sent stays in the
         outbox for the next start."""
+        await self.keeper.stop()
         await self.lanes.drain()
+        await self.courier.stop()
         await self.sender.stop()
         await self.done.flush()
 
-    def _lane(self, update: Update) -> str:
+    def _lane(self, update: dict) -> str:
         """Workers by chat; the staff group by topic, so one ticket's messages keep order."""
-        chat = update.effective_chat
-        if chat is not None and chat.id == self.staff_chat_id:
-            message = update.effective_message
-            return inbox.topic_lane(CHANNEL, message.message_thread_id if message else None)
-        return inbox.person_lane(CHANNEL, str(chat.id if chat else 0))
+        chat = update_chat(update)
+        if chat is not None and chat["id"] == self.staff_chat_id:
+            message = update_message(update) or {}
+            return inbox.topic_lane(CHANNEL, message.get("message_thread_id"))
+        return inbox.person_lane(CHANNEL, str(chat["id"] if chat else 0))
 
-    def _queue(self, row_id: int, update: Update) -> None:
-        self.lanes.submit(self._lane(update), lambda: self._process(row_id, update))
-
-    async def _process(self, row_id: int, update: Update) -> None:
+    async def _process(self, row_id: int, update: dict) -> None:
         inbound = to_inbound(update, staff_chat_id=self.staff_chat_id)
+        query = update.get("callback_query")
         if inbound is None:  # not for us: another group, a channel post, a service message
-            if update.callback_query is not None:
-                await _acknowledge(update.callback_query)
+            if query is not None:
+                await self._acknowledge(query)
             self.done.add(row_id)
             return
         result = await self.engine.handle(inbound, receipt=row_id)
-        if update.callback_query is not None:
-            await _acknowledge(update.callback_query, result.alert)
+        if query is not None:
+            await self._acknowledge(query, result.alert)
+        calls = []
         if result.hold is not None:
             if result.hold.until is None:
-                self.sender.release(result.hold.lane)
+                calls.append(courier.release(result.hold.lane))
             else:
-                self.sender.hold(result.hold.lane, result.hold.until)
+                calls.append(courier.hold(result.hold.lane, result.hold.until))
         if result.erased and result.queued:  # nothing decided before /forget goes to them
             first = min(row.id for row in result.queued)
-            self.sender.drop(chat_lane(CHANNEL, inbound.person_id), before=first)
-        self.sender.wake(result.queued)
+            calls.append(courier.drop(chat_lane(CHANNEL, inbound.person_id), before=first))
+        if result.queued:
+            calls.append(courier.wake(result.queued))
+        await self.courier.hand(calls)
         if result.replies:  # the turn could not commit: said directly, there is no row
             await self._carry_out(inbound, result.replies, [])
         if result.erased and not any(row.body.get("erase_after") for row in result.queued):
             await self.engine.erase_traces()
 
-    async def _answer_stored(self, row: InboxUpdate, update: Update) -> None:
+    async def _answer_stored(self, row: InboxUpdate, update: dict) -> None:
         """A row a run before the outbox handled and did not answer: its stored replies."""
         inbound = to_inbound(update, staff_chat_id=self.staff_chat_id)
         if inbound is not None:
@@ -391,6 +445,10 @@ class TelegramChannel:
             sent = await self.send(int(body["chat"]), Reply.from_dict(body["reply"]))
         elif self.staff_chat_id is None:
             sent = Sent("sent")  # no staff group: nothing to post (said once at start)
+        elif body["to"] == "edit":
+            sent = await self.edit(
+                self.staff_chat_id, body["message"], Reply.from_dict(body["reply"])
+            )
         else:
             reply = Reply.from_dict(body["reply"])
             sent = await self.send(self.staff_chat_id, reply, thread_id=body.get("thread"))
@@ -413,6 +471,14 @@ class TelegramChannel:
                 session, channel=CHANNEL, external_id=external_id, now=utcnow()
             )
 
+    async def _acknowledge(self, query: dict, alert: str | None = None) -> None:
+        """Stops the button's spinner (with a pop-up when there is something to say); a
+        failure here must not stop the turn."""
+        try:
+            await self.api.answer_callback_query(query["id"], alert)
+        except TelegramError as error:
+            log.info("could not answer callback query: %s", error)
+
     # -- sending ---------------------------------------------------------------------------
 
     async def deliver(self, chat_id: int, replies: Sequence[Reply]) -> list[str]:
@@ -428,7 +494,10 @@ class TelegramChannel:
         reply_to: int | None = None,
     ) -> Sent:
         """Sends one reply, a long one in pieces one after the other (the buttons on the
-        last), then its map pin as a venue, if it has one; its id is the last message's."""
+        last), then its map pin as a venue, if it has one; its id is the last message's. A
+        photo goes first, with the text as its caption when that fits in Telegram's 1,024."""
+        if reply.photo is not None:
+            return await self._send_photo(chat_id, reply, thread_id=thread_id, reply_to=reply_to)
         chunks = split_text(reply.text) if reply.text or reply.place is None else []
         last = len(chunks) - 1 if reply.place is None else None  # else the venue has them
         sent = Sent("sent")
@@ -459,6 +528,54 @@ class TelegramChannel:
                 ),
             )
         return sent
+
+    async def edit(self, chat_id: int, message_id: int, reply: Reply) -> Sent:
+        """Rewrites a message the bot sent (a broadcast's progress). An edit is no new message:
+        the group's 20 a minute does not count it, only the bot's overall rate does."""
+        calling()
+        for _ in range(RATE_LIMITED_WAITS):
+            await self.pacer.overall()
+            try:
+                await self.bot.edit_message_text(
+                    reply.text,
+                    chat_id,
+                    message_id,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=keyboard(reply),
+                )
+                return Sent("sent", message_id)
+            except RetryAfter as error:
+                await asyncio.sleep(retry_seconds(error.retry_after))
+            except BadRequest as error:
+                if "not modified" in str(error).lower():
+                    return Sent("sent", message_id)
+                return Sent("failed", None, "refused", str(error))
+            except TelegramError as error:  # an edit is redone by the next one: not retried
+                return Sent("failed", None, "unreachable", str(error))
+        return Sent("failed", None, "unreachable", "rate limited")
+
+    async def _send_photo(
+        self, chat_id: int, reply: Reply, *, thread_id: int | None, reply_to: int | None
+    ) -> Sent:
+        photo = reply.photo
+        fits = telegram_length(reply.text) <= MessageLimit.CAPTION_LENGTH
+        sent = await self._attempt(
+            chat_id,
+            lambda: self.bot.send_photo(
+                chat_id,
+                photo.file_id or photo.png,
+                caption=reply.text if fits and reply.text else None,
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboard(reply) if fits else None,
+                message_thread_id=thread_id,
+                reply_parameters=reply_parameters(reply_to),
+            ),
+        )
+        if fits or sent.status != "sent":
+            return sent
+        text = replace(reply, photo=None)
+        after = await self.send(chat_id, text, thread_id=thread_id, reply_to=sent.message_id)
+        return Sent(after.status, sent.message_id, after.reason, after.detail)
 
     async def copy(
         self,
@@ -527,13 +644,13 @@ class TelegramChannel:
         try:
             return await self._attempt(
                 chat_id,
-                lambda: self.bot.send_message(
+                lambda: self.api.send_message(
                     chat_id,
                     text,
                     parse_mode=ParseMode.HTML,
                     reply_markup=markup,
                     message_thread_id=thread_id,
-                    reply_parameters=reply_parameters(reply_to),
+                    reply_to=reply_to,
                 ),
                 quiet_parse_errors=True,
             )
@@ -561,9 +678,11 @@ class TelegramChannel:
         attempt = waits = 0
         while attempt < SEND_ATTEMPTS and waits < RATE_LIMITED_WAITS:
             await self.pace(chat_id)
+            calling()
             try:
-                result = await call()
-                return Sent("sent", getattr(result, "message_id", None))
+                result = await call()  # a Message, or a message id (bot_api.py)
+                sent_id = result if type(result) is int else getattr(result, "message_id", None)
+                return Sent("sent", sent_id)
             except Forbidden as error:
                 log.info("%s blocked the bot (%s)", who, error)
                 return Sent("failed" if who == "the staff group" else "blocked", reason="blocked")
@@ -603,12 +722,3 @@ _carrying_bulk: contextvars.ContextVar[bool] = contextvars.ContextVar("bulk", de
 
 class _HtmlRejected(Exception):
     """Telegram could not parse the HTML of a message."""
-
-
-async def _acknowledge(query: CallbackQuery, alert: str | None = None) -> None:
-    """Stops the button's spinner (with a pop-up when there is something to say); a failure
-    here must not stop the turn."""
-    try:
-        await query.answer(alert, show_alert=alert is not None)
-    except TelegramError as error:
-        log.info("could not answer callback query: %s", error)

@@ -18,6 +18,7 @@ import asyncio
 from urllib.parse import urlencode
 
 import aiohttp
+import orjson
 
 # PTB's own request classes take their timeouts with these types; python-telegram-bot is
 # pinned below 23 in pyproject.toml, so the private module is stable enough here.
@@ -71,6 +72,15 @@ class AiohttpRequest(BaseRequest):
         # inside it, not here.
         self._session: aiohttp.ClientSession | None = None
         self._slots: asyncio.Semaphore | None = None
+
+    @staticmethod
+    def parse_json_payload(payload: bytes) -> dict:
+        """Every answer's JSON, by orjson (several times faster than the json module); what
+        orjson cannot read goes to BaseRequest's parser, whose errors PTB expects."""
+        try:
+            return orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return BaseRequest.parse_json_payload(payload)
 
     @property
     def read_timeout(self) -> float | None:
