@@ -1,4 +1,5 @@
-"""The `hotline` command: run, demo, db upgrade, staff, jobs, status, stats, content check."""
+"""The `hotline` command: run, demo, db upgrade, staff, jobs, status, stats, purge, broadcast,
+wechat menu, content check."""
 
 from __future__ import annotations
 
@@ -126,6 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     for action in ("show", "pause", "resume", "cancel"):
         chosen = notice_actions.add_parser(action, help=f"{action} one broadcast")
         chosen.add_argument("broadcast_id", type=int, metavar="ID")
+    wechat = commands.add_parser("wechat", help="the WeChat Official Account")
+    wechat_actions = wechat.add_subparsers(dest="action", required=True)
+    menu = wechat_actions.add_parser(
+        "menu", help="set the account's custom menu from content/wechat_menu.yaml"
+    )
+    menu.add_argument(
+        "--print", action="store_true", help="print menu/create's body instead of setting it"
+    )
     content = commands.add_parser("content", help="the texts and lists in content/")
     content.add_argument(
         "action",
@@ -146,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             "stats": _stats,
             "purge": _purge,
             "content": _content,
+            "wechat": _wechat,
         }
         return handlers[args.command](args)
     except (SettingsError, ContentError) as error:
@@ -513,6 +523,44 @@ def _purge(args: argparse.Namespace) -> int:
     from db.models import utcnow
 
     return purge_admin.run(args, database=_sessions, now=utcnow())
+
+
+def _wechat(args: argparse.Namespace) -> int:
+    """`hotline wechat menu`: the menu in the account's main language, set with menu/create
+    (the access token through the database, as the running hotline shares it)."""
+    from bot.channels.wechat.api import WeChatApi, WeChatError
+    from bot.channels.wechat.menu import build_menu
+    from bot.settings import WeChatSettings
+
+    settings = load_settings(WeChatSettings)
+    menu = build_menu(Catalog(settings.content_dir))
+    if args.print:
+        print(json.dumps(menu, ensure_ascii=False, indent=2))
+        return 0
+    settings.check_wechat_credentials()
+    assert settings.wechat_app_id and settings.wechat_app_secret
+
+    async def create() -> None:
+        async with _sessions(settings.database_url) as sessions:
+            api = WeChatApi(
+                settings.wechat_api_base_url,
+                settings.wechat_app_id,
+                settings.wechat_app_secret.get_secret_value(),
+                sessions,
+            )
+            try:
+                await api.create_menu(menu)
+            finally:
+                await api.close()
+
+    try:
+        asyncio.run(create())
+    except WeChatError as error:
+        print(f"hotline: WeChat refused the menu: {error}", file=sys.stderr)
+        return 1
+    names = [button["name"] for button in menu["button"]]
+    print(f"menu set: {' | '.join(names)}")
+    return 0
 
 
 def _content(args: argparse.Namespace) -> int:

@@ -82,7 +82,7 @@ class Cluster:
         self._dsn = url.render_as_string(hide_password=False)
         self._connection: asyncpg.Connection | None = None
         self._lock = asyncio.Lock()  # one statement at a time on the one connection
-        self._listeners: dict[str, Callable[[list[Any]], None]] = {}
+        self._listeners: dict[str, list[Callable[[list[Any]], None]]] = {}
         self.held: set[str] = set()  # lanes whose lock this process holds
         self.leading = False
         self._closing = False
@@ -103,8 +103,9 @@ class Cluster:
             await self._connection.close()  # every lock goes with it
 
     def listen(self, topic: str, callback: Callable[[list[Any]], None]) -> None:
-        """Before open(): `callback` gets the items of every announcement on `topic`."""
-        self._listeners[topic] = callback
+        """Before open(): `callback` gets the items of every announcement on `topic` (every
+        channel's lane keeper listens to the inbox's, each taking its own channel's lanes)."""
+        self._listeners.setdefault(topic, []).append(callback)
 
     async def lead(self) -> bool:
         """Tries to become the leader; once it is, it stays until the process ends."""
@@ -155,13 +156,12 @@ class Cluster:
         return self._connection
 
     def _heard(self, _connection, _pid: int, topic: str, payload: str) -> None:
-        callback = self._listeners.get(topic)
-        if callback is None:
-            return
-        try:
-            callback(json.loads(payload))
-        except Exception:  # one bad message must not stop the listening
-            log.exception("could not act on a %s announcement", topic)
+        items = json.loads(payload)
+        for callback in self._listeners.get(topic, ()):
+            try:
+                callback(items)
+            except Exception:  # one bad message must not stop the listening
+                log.exception("could not act on a %s announcement", topic)
 
     def _lost(self, _connection) -> None:
         """The locks went with the connection: another process may now hold this one's lanes

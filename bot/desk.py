@@ -63,7 +63,7 @@ class StaffDesk:
                     thread_id=inbound.thread_id,
                     ticket_id=turn.ticket.id if in_topic else None,
                 )
-                items += to_outgoing(inbound.channel, turn.outgoing)
+                items += to_outgoing(turn.outgoing, staff_channel=inbound.channel)
                 queued = await enqueue(session, items, now=utcnow())
                 if receipt is not None:
                     await inbox.finish_turn(session, row_id=receipt)

@@ -166,7 +166,7 @@ class Engine:
             hold = Hold(lane, until)
         if erased and items:
             items[-1].body["erase_after"] = True  # once it is out, the log is emptied too
-        items += to_outgoing(channel, turn.outgoing)
+        items += to_outgoing(turn.outgoing)
         queued = await enqueue(session, items, now=now)
         if receipt is not None:
             await inbox.finish_turn(session, row_id=receipt)

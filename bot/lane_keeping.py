@@ -62,6 +62,7 @@ class LaneKeeper:
         self.max_queued = max_queued
         self.lane_of = lane_of  # the lane of a stored payload, as the channel stored it
         self.run_row = run_row  # one row's turn, in its lane
+        self._prefix = f"{channel}:"
         cluster.listen(INBOX_TOPIC, self.heard)
         self._rows_queued: set[int] = set()  # inbox rows queued or running here
         # and the last ones finished: a lane read just before one finished still lists it
@@ -122,6 +123,7 @@ class LaneKeeper:
     def heard(self, lanes: list[str]) -> None:
         """A process stored rows in lanes it does not hold: those held here run, the others
         are taken if this process has room."""
+        lanes = [lane for lane in lanes if lane.startswith(self._prefix)]  # another channel's
         held = [lane for lane in lanes if lane in self.cluster.held]
         free = [lane for lane in lanes if lane not in self.cluster.held]
         if free and self.lanes.pending >= self.max_queued:
@@ -146,7 +148,9 @@ class LaneKeeper:
         idle = [
             lane
             for lane in self.cluster.held
-            if not self.lanes.busy(lane) and self._last_active.get(lane, 0) < quiet_since
+            if lane.startswith(self._prefix)  # the process's other channels keep their own
+            and not self.lanes.busy(lane)
+            and self._last_active.get(lane, 0) < quiet_since
         ]
         if idle:
             await self.cluster.release(idle)

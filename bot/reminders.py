@@ -19,8 +19,6 @@ from db.models import Ticket, TicketStatus, utcnow
 from handlers.mediation import notice_in_topic
 from handlers.messages import Outgoing
 
-CHANNEL = "telegram"  # the staff group is on Telegram
-
 
 class SlaReminders:
     def __init__(
@@ -58,7 +56,7 @@ class SlaReminders:
                 minutes = int(waited.total_seconds() // 60)
                 notice_in_topic(sweep, ticket, "sla.reminder", minutes=minutes)
                 ticket.reminded_at = now
-            return await enqueue(session, to_outgoing(CHANNEL, sweep.outgoing), now=utcnow())
+            return await enqueue(session, to_outgoing(sweep.outgoing), now=utcnow())
 
 
 @dataclass

@@ -12,6 +12,9 @@ from datetime import datetime, timedelta
 from bot.broadcasts import Broadcaster
 from bot.channels.telegram import CHANNEL, TelegramChannel, build_application, build_pacer
 from bot.channels.telegram.webhook import TelegramWebhook
+from bot.channels.wechat.api import WeChatApi
+from bot.channels.wechat.callback import WeChatAccount
+from bot.channels.wechat.channel import WeChatChannel
 from bot.cluster import cluster_for
 from bot.desk import StaffDesk
 from bot.engine import Engine
@@ -117,9 +120,38 @@ class Hotline:
         )
         if self.http is not None and self.webhook is not None:
             self.http.add_routes(self.webhook.routes())
+        self.wechat = self._wechat_channel(settings, clock) if settings.wechat else None
+        if self.wechat is not None and self.http is not None:
+            self.http.add_routes(self.wechat.routes())
         self._poller: asyncio.Task[None] | None = None  # receiving: the poller or the webhook's
         self._broadcasting: asyncio.Task[None] | None = None
         self._keeping: asyncio.Task[None] | None = None
+
+    def _wechat_channel(self, settings: Settings, clock: Callable[[], datetime]) -> WeChatChannel:
+        """The WeChat account beside Telegram, sending through the same outbox."""
+        settings.check_wechat()
+        assert settings.wechat_app_id and settings.wechat_app_secret and settings.wechat_token
+        key = settings.wechat_encoding_aes_key
+        return WeChatChannel(
+            account=WeChatAccount(
+                app_id=settings.wechat_app_id,
+                token=settings.wechat_token.get_secret_value(),
+                encoding_aes_key=key.get_secret_value() if key else None,
+            ),
+            api=WeChatApi(
+                settings.wechat_api_base_url,
+                settings.wechat_app_id,
+                settings.wechat_app_secret.get_secret_value(),
+                self.sessions,
+                clock=clock,
+            ),
+            engine=self.engine,
+            sessions=self.sessions,
+            sender=self.telegram.sender,
+            courier_=self.telegram.courier,
+            cluster=self.cluster,
+            reply_budget=settings.wechat_reply_budget,
+        )
 
     async def start(self) -> None:
         if self.database.dialect.name == "sqlite":
@@ -135,11 +167,17 @@ class Hotline:
         await self.cluster.open()
         if self.webhook is not None:
             await self.webhook.register()
+        if self.wechat is not None and not self.cluster.shared:
+            await self.wechat.resume()  # a dead run's stored callbacks, before new ones come
         if self.http is not None:
             await self.http.start()
         self._poller = asyncio.create_task(self._receive(), name="telegram-receiving")
         if self.cluster.shared:
-            self._keeping = asyncio.create_task(self.telegram.keeper.keep_lanes(), name="lanes")
+            self._keeping = asyncio.create_task(self._keep_lanes(), name="lanes")
+
+    async def _keep_lanes(self) -> None:
+        keepers = [self.telegram.keeper] + ([self.wechat.keeper] if self.wechat else [])
+        await asyncio.gather(*(keeper.keep_lanes() for keeper in keepers))
 
     async def _receive(self) -> None:
         """Leads, or waits to: only the leader polls, sends and runs the periodic jobs
@@ -253,6 +291,8 @@ class Hotline:
                     await task
         if self.http is not None:
             await self.http.stop()
+        if self.wechat is not None:
+            await self.wechat.stop()
         await self.telegram.stop()
         await self.cluster.close()  # the lanes' locks go with it, once their turns are done
         if self.application.running:

@@ -19,6 +19,7 @@ SUPPORTED_DATABASES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 LISTEN_PATTERN = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]/]+):(?P<port>\d{1,5})$")
 DEFAULT_WEBHOOK_PORT = 8443
+WECHAT_AES_KEY_PATTERN = re.compile(r"^[A-Za-z0-9]{43}$")
 HEALTH_PATH = "/healthz"
 
 
@@ -67,7 +68,77 @@ class StorageSettings(BaseSettings):
         return value.upper()
 
 
-class Settings(StorageSettings):
+class WeChatSettings(StorageSettings):
+    """A WeChat Official Account (服务号) beside Telegram: set WECHAT_APP_ID to turn it on.
+    What `hotline wechat menu` needs, and `run` with the rest."""
+
+    wechat_app_id: str | None = Field(
+        None,
+        validation_alias="WECHAT_APP_ID",
+        description="the account's AppID (开发者ID); set, WeChat's callback is served at /wechat",
+    )
+    wechat_app_secret: SecretStr | None = Field(
+        None, validation_alias="WECHAT_APP_SECRET", description="the account's AppSecret"
+    )
+    wechat_token: SecretStr | None = Field(
+        None,
+        validation_alias="WECHAT_TOKEN",
+        description="the Token of the account's server configuration (服务器配置)",
+    )
+    wechat_encoding_aes_key: SecretStr | None = Field(
+        None,
+        validation_alias="WECHAT_ENCODING_AES_KEY",
+        description="the EncodingAESKey (43 characters): set, the safe and compatible modes;"
+        " unset, plaintext mode",
+    )
+    wechat_api_base_url: str = Field(
+        "https://api.weixin.qq.com",
+        validation_alias="WECHAT_API_BASE_URL",
+        description="WeChat's API; tests and proxies point it elsewhere",
+    )
+    wechat_reply_budget: float = Field(
+        3.0,
+        ge=0,
+        le=4.5,
+        validation_alias="HOTLINE_WECHAT_REPLY_BUDGET",
+        description="seconds a callback waits for the worker's turn to answer in its passive"
+        " reply (WeChat waits 5); later replies go as customer-service messages",
+    )
+
+    @field_validator("wechat_app_id", "wechat_app_secret", "wechat_token", mode="before")
+    @classmethod
+    def _wechat_unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("wechat_encoding_aes_key", mode="before")
+    @classmethod
+    def _aes_key_shape(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        if not isinstance(value, str) or not WECHAT_AES_KEY_PATTERN.match(value):
+            raise ValueError("must be the 43 letters and digits of the account's EncodingAESKey")
+        return value
+
+    @property
+    def wechat(self) -> bool:
+        """Whether a WeChat account is configured (the rest is checked by check_wechat)."""
+        return self.wechat_app_id is not None
+
+    def check_wechat_credentials(self) -> None:
+        missing = [
+            name
+            for name, value in (
+                ("WECHAT_APP_ID", self.wechat_app_id),
+                ("WECHAT_APP_SECRET", self.wechat_app_secret),
+                ("WECHAT_TOKEN", self.wechat_token),
+            )
+            if value is None
+        ]
+        if missing:
+            raise SettingsError(f"a WeChat account needs {', '.join(missing)} to be set.")
+
+
+class Settings(WeChatSettings):
     """Everything `hotline run` needs."""
 
     telegram_bot_token: SecretStr = Field(
@@ -160,6 +231,15 @@ class Settings(StorageSettings):
         description="several processes listen on the same port (SO_REUSEPORT; set by"
         " `hotline run --workers`)",
     )
+
+    def check_wechat(self) -> None:
+        """A WeChat account needs its credentials, and the HTTP server for /wechat."""
+        self.check_wechat_credentials()
+        if self.listen_address is None:
+            raise SettingsError(
+                "WeChat posts to /wechat on the hotline's HTTP server: set HOTLINE_LISTEN "
+                "(or `hotline run --listen HOST:PORT`)."
+            )
 
     @field_validator("webhook_secret")
     @classmethod

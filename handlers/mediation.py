@@ -71,6 +71,7 @@ def card(catalog: Catalog, ticket: Ticket, person: Person, *, evidence: int) -> 
         category=t(f"categories.{ticket.category}") if ticket.category else None,
         district=t(f"districts.{ticket.district}") if ticket.district else None,
         status=t(f"statuses.{ticket.status}"),
+        channel=t(f"channels.{person.channel}"),
         worker=_identity(person) if ticket.share_identity else None,
         filed={"month": filed.month, "day": filed.day, "time": f"{filed:%H:%M}"},
     )
@@ -106,9 +107,18 @@ def post_card(work: Work, ticket: Ticket, person: Person, evidence: list[TicketM
                 action="copy",
                 to="topic",
                 worker=person.external_id,
+                worker_channel=person.channel,
                 copy_of=item.worker_message_id,
                 record=item.id,
+                as_text=_as_post(work, item.text) if item.media_kind is None else None,
             )
+
+
+def _as_post(work: Work, text: str | None) -> Reply | None:
+    """A worker's text as the staff read it in a post of its own (not a copy)."""
+    if not text:
+        return None
+    return Reply(str(staff_texts(work.catalog)("mediation.worker_wrote", text=text)))
 
 
 def notice_in_topic(work: Work, ticket: Ticket, key: str, **variables: Any) -> None:
@@ -134,6 +144,7 @@ def tell_worker(
         action="post",
         to="worker",
         worker=person.external_id,
+        worker_channel=person.channel,
         reply=Reply(str(text), choices or [], tag),
         on_failure=_not_delivered(work),
     )
@@ -164,15 +175,16 @@ async def relay_from_worker(
         work.session, ticket_id=ticket.id, worker_message_id=message.get("reply_to")
     )
     text = message.get("text")
-    as_text = None  # how it reads merged with other posts when the group's pace bites
-    if text and message.get("media_kind") is None and replied is None:
-        as_text = Reply(str(staff_texts(work.catalog)("mediation.worker_wrote", text=text)))
+    # How it reads as a post: merged with others when the group's pace bites, and where a
+    # copy is not possible (the worker writes on another channel than the staff group's).
+    as_text = _as_post(work, text) if message.get("media_kind") is None else None
     queue(
         work,
         ticket,
         action="copy",
         to="topic",
         worker=person.external_id,
+        worker_channel=person.channel,
         copy_of=message.get("message_id"),
         record=stored.id,
         reply_to=replied.staff_message_id if replied else None,
@@ -214,6 +226,7 @@ async def relay_from_staff(
         ticket,
         to="worker",
         worker=person.external_id,
+        worker_channel=person.channel,
         record=stored.id,
         reply_to=replied.worker_message_id if replied else None,
         on_failure=_not_delivered(work),

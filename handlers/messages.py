@@ -141,7 +141,8 @@ class Outgoing:
 
     - `post`: send `reply`; `copy`: copy message `copy_of` from the other side's chat.
     - `to`: "topic" (the ticket's topic, opened with `topic_title` if it has none yet) or
-      "worker" (the ticket's worker, `worker`).
+      "worker" (the ticket's worker, `worker`, on `worker_channel`: the worker may be on
+      another channel than the staff, and a copy from them may need to become a post).
     - `record`: the ticket message whose delivery status and new message id to store.
     - `on_failure`: posted into the topic when a delivery to the worker fails.
     - `topic_state`: "close", "reopen" or "delete" the ticket's topic (no message).
@@ -161,6 +162,7 @@ class Outgoing:
     topic_state: str | None = None
     topic_id: int | None = None  # the ticket's topic when the turn knew it (saves a look-up)
     as_text: Reply | None = None  # a copied text, as it reads merged into one post with others
+    worker_channel: str | None = None  # the channel `worker` is on (None: the staff's own)
 
     def to_dict(self) -> dict:
         data = {name: getattr(self, name) for name in self.__slots__}
@@ -170,7 +172,7 @@ class Outgoing:
 
     @classmethod
     def from_dict(cls, data: dict) -> Outgoing:
-        values = dict(data)
+        values = dict(data)  # rows written before worker_channel have none: the staff's own
         for name in ("reply", "on_failure", "as_text"):
             values[name] = Reply.from_dict(values[name]) if values.get(name) else None
         return cls(**values)

@@ -31,7 +31,8 @@ class Courier:
 
     async def hand(self, calls: Sequence[dict]) -> None:
         """`calls`: {"wake": [ids]}, {"hold": lane, "until": iso}, {"release": lane},
-        {"drop": lane, "before": id}, with the woken rows in `rows` for the local sender."""
+        {"drop": lane, "before": id}, {"unpark": lane}, with the woken rows in `rows` for
+        the local sender."""
         if not calls:
             return
         if self.cluster.leading:
@@ -71,6 +72,8 @@ class Courier:
                 self.sender.hold(call["hold"], datetime.fromisoformat(call["until"]))
             elif "release" in call:
                 self.sender.release(call["release"])
+            elif "unpark" in call:
+                self.sender.unpark(call["unpark"])
             elif "drop" in call:
                 self.sender.drop(call["drop"], before=call["before"])
 
@@ -90,6 +93,10 @@ def hold(lane: str, until: datetime) -> dict:
 
 def release(lane: str) -> dict:
     return {"release": lane}
+
+
+def unpark(lane: str) -> dict:
+    return {"unpark": lane}
 
 
 def drop(lane: str, *, before: int) -> dict:

@@ -13,6 +13,10 @@ from db.models import Pace
 from db.outbox import NewItem, chat_lane, group_lane, topic_lane
 from handlers.messages import Outgoing, Reply
 
+# The staff group is on Telegram: ticket topics are its lanes, whichever channel the ticket's
+# worker writes on.
+STAFF_CHANNEL = "telegram"
+
 
 async def enqueue(
     session: AsyncSession, items: Sequence[NewItem], *, now: datetime
@@ -60,17 +64,20 @@ def to_staff(
     ]
 
 
-def to_outgoing(channel: str, items: Sequence[Outgoing]) -> list[NewItem]:
-    """Posts and copies into ticket topics, in the ticket's lane; messages to a worker on a
-    counsellor's behalf, in the worker's chat lane."""
-    return [
-        NewItem(
-            channel=channel,
-            pace=Pace.GROUP if item.to == "topic" else Pace.PRIVATE,
-            lane=topic_lane(channel, item.ticket_id)
-            if item.to == "topic"
-            else chat_lane(channel, item.worker),
-            body={"outgoing": item.to_dict()},
+def to_outgoing(items: Sequence[Outgoing], *, staff_channel: str = STAFF_CHANNEL) -> list[NewItem]:
+    """Posts and copies into ticket topics, in the ticket's lane on the staff's channel;
+    messages to a worker on a counsellor's behalf, in the worker's chat lane on theirs."""
+    rows = []
+    for item in items:
+        channel = staff_channel if item.to == "topic" else item.worker_channel or staff_channel
+        rows.append(
+            NewItem(
+                channel=channel,
+                pace=Pace.GROUP if item.to == "topic" else Pace.PRIVATE,
+                lane=topic_lane(channel, item.ticket_id)
+                if item.to == "topic"
+                else chat_lane(channel, item.worker),
+                body={"outgoing": item.to_dict()},
+            )
         )
-        for item in items
-    ]
+    return rows

@@ -1,6 +1,7 @@
 """Carries out the outbox: each lane (a chat, a ticket's topic) in order, lanes side by side,
 each destination class with its own bound on sends in flight, so that a worker's reply never
-waits behind the staff group's 20 a minute or a broadcast.
+waits behind the staff group's 20 a minute or a broadcast. Each row goes through the carrier
+of its lane's channel (Telegram, WeChat): one sender, one order per lane, whatever the channel.
 
 A row is marked "sending" in the database just before the channel is called and "sent" after
 (in batches); at start, rows a dead run left "sending" are sent again (they may repeat, and are
@@ -57,10 +58,16 @@ class Queued:
         return cls(row.id, row.pace, row.lane, row.body, row.held, row.next_attempt_at)
 
 
+# A channel cannot send to the person until they write again (WeChat's customer-service
+# window or quota): the row stays pending, and its lane waits until the channel says the
+# person wrote (`unpark`); new rows for them queue behind it meanwhile.
+WAITING = "waiting"
+
+
 @dataclass(frozen=True, slots=True)
 class Delivered:
     """What the channel made of a row: "sent" (with the ids it produced), "blocked" (the
-    person blocked the bot: nothing more goes to them) or "failed" (with why)."""
+    person blocked the bot: nothing more goes to them), "failed" (with why) or WAITING."""
 
     status: str
     ids: list[int] = field(default_factory=list)
@@ -68,6 +75,21 @@ class Delivered:
 
 
 CarryOut = Callable[[dict, str], Awaitable[Delivered]]  # a row's body and its pace
+
+
+@dataclass(frozen=True, slots=True)
+class Carrier:
+    """How one channel carries out the rows of its lanes (a lane's channel is its prefix,
+    db/outbox.py): the call itself, whether a destination class is at its limit (waiting
+    posts merge then), and what to do when a person blocked the bot."""
+
+    carry_out: CarryOut
+    busy: Callable[[str], bool] | None = None
+    on_blocked: Callable[[str], Awaitable[None]] | None = None
+
+
+def lane_channel(lane: str) -> str:
+    return lane.partition(":")[0]
 
 
 @dataclass(slots=True)
@@ -100,11 +122,11 @@ class Sender:
         busy: Callable[[str], bool] | None = None,
     ) -> None:
         self.sessions = sessions
-        self.carry_out = carry_out
         self.clock = clock
-        self.on_blocked = on_blocked  # a lane's person blocked the bot
+        # The carrier of the channel that made this sender, for lanes of no other carrier.
+        self._default = Carrier(carry_out, busy, on_blocked)
+        self._carriers: dict[str, Carrier] = {}
         self.after_erasure = after_erasure  # a forgotten person's last reply is out
-        self.busy = busy  # whether a destination class is at its limit (posts merge then)
         self._lanes: dict[str, list[Queued]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._carrying: set[asyncio.Task[None]] = set()  # lanes whose row is with the channel
@@ -120,9 +142,19 @@ class Sender:
         self._marks: Batcher[Mark] = Batcher(self._write_marks)
         self._marked: set[int] = set()  # rows marked "sending" ahead of their call
         self._stopping = False
+        self._parked: set[str] = set()  # lanes WAITING for their person's next message
+        self._reserved: set[str] = set()  # lanes a channel answers in the request (see reserve)
+        self._sending: set[str] = set()  # lanes with a row between being picked and carried
         self._highest = 0  # the highest row id queued here
         self.started = False  # start() has taken over what the last run left
         self.repeated = 0  # rows a dead run left "sending", sent again at this start
+
+    def add_carrier(self, channel: str, carrier: Carrier) -> None:
+        """Rows in `channel`'s lanes go through `carrier`."""
+        self._carriers[channel] = carrier
+
+    def _carrier(self, lane: str) -> Carrier:
+        return self._carriers.get(lane_channel(lane), self._default)
 
     # -- what to send --------------------------------------------------------------------
 
@@ -197,6 +229,12 @@ class Sender:
                 row.due = now
         self._poke(lane)
 
+    def unpark(self, lane: str) -> None:
+        """The person wrote: rows WAITING for that go now (first, in their order)."""
+        if lane in self._parked:
+            self._parked.discard(lane)
+            self._poke(lane)
+
     def drop(self, lane: str, *, before: int) -> None:
         """A forgotten person's lane: no row decided before `before` (the turn that forgot
         them; their database rows were deleted with it) is sent, also one another turn wakes
@@ -221,10 +259,13 @@ class Sender:
         return counts
 
     async def idle(self, timeout: float = 10.0) -> bool:
-        """Waits until nothing is queued (tests and the demo); False on timeout."""
+        """Waits until nothing is queued but what waits for its person to write (tests and
+        the demo); False on timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while any(self._lanes.values()) or self._tasks:
+        while self._tasks or any(
+            queue for lane, queue in self._lanes.items() if lane not in self._parked
+        ):
             if loop.time() > deadline:
                 return False
             await asyncio.sleep(0.02)
@@ -254,6 +295,50 @@ class Sender:
                 await outbox.unmark_sending(session, ids=sorted(self._marked))
             self._marked.clear()
 
+    # -- answering in the request (WeChat's passive reply) -------------------------------
+
+    def reserve(self, lane: str) -> bool:
+        """Keeps the lane's rows from being carried out here until `unreserve`, so that a
+        channel that can answer within the person's own request takes them (`take`) instead.
+        False when a row of the lane is on its way now: an answer would overtake it."""
+        if lane in self._sending:
+            return False
+        self._reserved.add(lane)
+        return True
+
+    def take(self, lane: str, pick: Callable[[list[Queued]], int]) -> list[Queued]:
+        """Of a reserved lane's queued rows, the first `pick(rows)` are the caller's to send:
+        they leave the queue (and are never sent here). Mark them with `marking_sending`
+        before the answer and `taken_sent` after."""
+        queue = self._lanes.get(lane, [])
+        taken = queue[: pick(list(queue))]
+        del queue[: len(taken)]
+        ids = [row.id for row in taken]
+        self._known.difference_update(ids)
+        self._marked.difference_update(ids)
+        self._finished.update(ids)
+        return taken
+
+    async def give_back(self, rows: Sequence[Queued]) -> None:
+        """Taken rows whose answer never reached the person: pending again, sent here."""
+        ids = [row.id for row in rows]
+        self._finished.difference_update(ids)
+        await self._marks.flush()
+        async with self.sessions() as session, session.begin():
+            await outbox.unmark_sending(session, ids=ids)
+        self.wake(rows)
+
+    def unreserve(self, lane: str) -> None:
+        self._reserved.discard(lane)
+        self._poke(lane)
+
+    async def marking_sending(self, ids: Sequence[int]) -> None:
+        """Taken rows, marked "sending" before they go: a crash now repeats them at most."""
+        await self._marks.add(Mark(sending=list(ids)))
+
+    def taken_sent(self, ids: Sequence[int]) -> None:
+        self._marks.add_nowait(Mark(sent=[(row_id, []) for row_id in ids]))
+
     # -- one lane ------------------------------------------------------------------------
 
     def _poke(self, lane: str) -> None:
@@ -267,12 +352,13 @@ class Sender:
 
     async def _run_lane(self, lane: str) -> None:
         try:
-            while not self._stopping:
+            busy = self._carrier(lane).busy
+            while not self._stopping and lane not in self._parked and lane not in self._reserved:
                 queue = self._lanes.get(lane)
                 if not queue:
                     break
                 batch, wait = self._next(queue, self.clock())
-                if len(batch) == 1 and self.busy is not None and self.busy(batch[0].pace):
+                if len(batch) == 1 and busy is not None and busy(batch[0].pace):
                     batch = _posts_to_merge(queue, batch[0])
                 if not batch:
                     event = self._news.setdefault(lane, asyncio.Event())
@@ -289,6 +375,7 @@ class Sender:
             if not self._lanes.get(lane):
                 self._lanes.pop(lane, None)
                 self._news.pop(lane, None)
+                self._parked.discard(lane)
 
     @staticmethod
     def _next(queue: list[Queued], now: datetime) -> tuple[list[Queued], float | None]:
@@ -310,7 +397,15 @@ class Sender:
         return [], (soonest - now).total_seconds() if soonest else None
 
     async def _send(self, lane: str, batch: list[Queued]) -> None:
+        self._sending.add(lane)
+        try:
+            await self._send_batch(lane, batch)
+        finally:
+            self._sending.discard(lane)
+
+    async def _send_batch(self, lane: str, batch: list[Queued]) -> None:
         first = batch[0]
+        carrier = self._carrier(lane)
         if len(batch) == 1:
             body = first.body
         elif first.held or first.body.get("to") == "chat":
@@ -330,7 +425,7 @@ class Sender:
             call = _Call()
             token = _call.set(call)
             try:
-                delivered = await self.carry_out(body, first.pace)
+                delivered = await carrier.carry_out(body, first.pace)
             except asyncio.CancelledError:
                 if not call.started:  # a stop came while it waited for its pace: unsent
                     self._marked.update(row.id for row in batch)
@@ -342,6 +437,14 @@ class Sender:
                 _call.reset(token)
                 self._carrying.discard(task)
         queue = self._lanes.get(lane, [])
+        if delivered.status == WAITING:  # pending again; the lane waits for the person
+            self._parked.add(lane)
+            again = [row.id for row in batch] + [row.id for row in queue if row.id in self._marked]
+            self._marked.difference_update(again)
+            await self._marks.flush()  # the "sending" mark is written before it is undone
+            async with self.sessions() as session, session.begin():
+                await outbox.unmark_sending(session, ids=again)
+            return
         for row in batch:
             if row in queue:
                 queue.remove(row)
@@ -366,8 +469,8 @@ class Sender:
                     now=self.clock(),
                 )
                 await outbox.block_lane(session, lane=lane)
-            if self.on_blocked is not None:
-                await self.on_blocked(lane)
+            if carrier.on_blocked is not None:
+                await carrier.on_blocked(lane)
             return
         async with self.sessions() as session, session.begin():
             await outbox.mark_ended(
@@ -428,8 +531,8 @@ def _post_text(row: Queued, *, first: bool) -> Reply | None:
     if item["action"] == "post" and item["reply"] is not None:
         reply = Reply.from_dict(item["reply"])
         return reply if first or not reply.choices else None
-    if item["action"] == "copy" and item.get("as_text"):
-        return Reply.from_dict(item["as_text"])
+    if item["action"] == "copy" and item.get("as_text") and not item.get("reply_to"):
+        return Reply.from_dict(item["as_text"])  # (an answer stays a reply of its own)
     return None
 
 

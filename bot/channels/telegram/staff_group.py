@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
+from bot.channels.telegram.inbound import CHANNEL
 from bot.channels.telegram.sent import RATE_LIMITED_WAITS, Sent, retry_seconds
 from bot.delivery.sender import calling
 from db import tickets
@@ -44,7 +45,12 @@ class StaffGroup:
             if item.action == "topic":
                 await self._set_topic_state(topic, item.topic_state)
                 return Sent("sent")
-            if item.action == "copy":
+            if item.action == "copy" and item.worker_channel not in (None, CHANNEL):
+                # A worker on another channel (WeChat): nothing to copy from, so a post.
+                sent = await self.channel.send(
+                    chat, item.as_text or self._media_elsewhere(item), thread_id=topic
+                )
+            elif item.action == "copy":
                 sent = await self.channel.copy(
                     chat, int(item.worker), item.copy_of, thread_id=topic, reply_to=item.reply_to
                 )
@@ -68,6 +74,12 @@ class StaffGroup:
             if topic is not None:
                 await self.channel.send(chat, self._not_delivered(sent), thread_id=topic)
         return sent
+
+    def _media_elsewhere(self, item: Outgoing) -> Reply:
+        """What the topic says of a photo or voice note a worker sent on another channel."""
+        catalog = self.channel.engine.catalog
+        t = catalog.translator(catalog.staff_language)
+        return Reply(str(t(f"mediation.media_elsewhere.{item.worker_channel}")))
 
     def _not_delivered(self, sent: Sent) -> Reply:
         """The topic's notice of a failed delivery, with the real reason."""

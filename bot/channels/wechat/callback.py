@@ -30,6 +30,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -53,7 +54,17 @@ NO_REPLY = "success"  # WeChat's word for "nothing to say": it neither retries n
 
 # (inbox row id, the message's fields) of what was stored new, in the order it came.
 Stored = list[tuple[int, dict[str, str]]]
-OnStored = Callable[[Stored], Awaitable[str | None]]
+
+
+class Answer(Protocol):
+    """A passive reply, and what to do once it is written to WeChat or could not be."""
+
+    xml: str
+    written: Callable[[], None]
+    lost: Callable[[], None]
+
+
+OnStored = Callable[[Stored], Awaitable[Answer | None]]
 
 
 @dataclass(frozen=True)
@@ -119,7 +130,17 @@ class WeChatCallback:
             log.exception("wechat: could not store a callback")
             return web.Response(status=500)
         answer = await self.on_stored(stored) if self.on_stored is not None else None
-        return web.Response(text=answer or NO_REPLY, content_type="text/xml" if answer else None)
+        if answer is None:
+            return web.Response(text=NO_REPLY)
+        response = web.Response(text=answer.xml, content_type="text/xml")
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        except (ConnectionError, RuntimeError):  # WeChat hung up: the rows go another way
+            answer.lost()
+            raise
+        answer.written()
+        return response
 
     async def _authentic_fields(self, request: web.Request) -> dict[str, str]:
         """The message's fields, once every check has passed (see the module's docstring)."""

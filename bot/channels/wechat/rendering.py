@@ -96,13 +96,18 @@ def render(reply: Reply, *, type_words: str) -> str:
     """
     lines = []
     text = plain_text(reply.text).strip()
+    numbered = [choice for choice in reply.choices if choice.numbered]
+    # The engine lists numbered choices in the text for typing (Telegram shows buttons
+    # besides); here the tappable lines below are that list, so it is not shown twice.
+    listing = "\n".join(f"{n}. {c.label}" for n, c in enumerate(numbered, start=1))
+    if numbered and text.endswith(listing):
+        text = text.removesuffix(listing).rstrip()
     if text:
         lines.append(text)
     if reply.place is not None:
         place = ", ".join(part for part in (reply.place.title, reply.place.address) if part)
         if place:
             lines.append(place)
-    numbered = [choice for choice in reply.choices if choice.numbered]
     lines += [_menu_link(number, c.label) for number, c in enumerate(numbered, start=1)]
     others = [choice.label for choice in reply.choices if not choice.numbered]
     if others:
