@@ -34,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from aiohttp import web
@@ -124,6 +125,13 @@ async def _walk(wechat: LocalWeChat, workers: int) -> dict:
         "custom_sends": len(sends),
         "refused_sends": sum(c.errcode != 0 for c in wechat.calls("/cgi-bin/message/custom/send")),
         "failed": [problem for _, _, problem in walks if problem],
+        # Which steps were answered by customer-service message instead, and how often.
+        "not_passive": Counter(
+            "follow" if step == 0 else COMPLAINT[step - 1]
+            for walk, _, _ in walks
+            for step, delivery in enumerate(walk)
+            if delivery.outcome != "reply"
+        ),
     }
 
 
@@ -185,6 +193,9 @@ async def _hotline(workers: int, key: str, url: str, folder: Path) -> dict:
                 "WECHAT_ENCODING_AES_KEY": key,
                 "WECHAT_API_BASE_URL": wechat.base_url,
                 "HOTLINE_LISTEN": f"{HOST}:{port}",
+                # The workers answer in milliseconds, 16 messages in a few seconds: the flood
+                # gate (12 in 10 s) would hold their replies, as it should for a person.
+                "HOTLINE_FLOOD_MESSAGES": "1000",
             },
         )
         started = await hotline.start()
@@ -243,6 +254,7 @@ async def run(args) -> int:
         f" customer-service sends: {hotline['custom_sends']} ({hotline['custom_sends'] / turns:.2f}"
         f" a turn), {hotline['refused_sends']} refused by the quota"
     )
+    print(f"steps answered by customer-service message: {dict(hotline['not_passive'])}")
     print(
         f"tickets filed: {hotline['tickets']} of {args.workers}; walks that failed: "
         f"{len(hotline['failed'])} {hotline['failed'][:3]}"
