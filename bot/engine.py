@@ -282,9 +282,10 @@ class Engine:
         inbound = turn.inbound
         if inbound.kind is InboundKind.CHOICE:
             return inbound.choice if inbound.choice in (BACK_KEY, CANCEL_KEY) else None
-        if inbound.kind is InboundKind.TEXT and inbound.text:
+        typed = _typed(inbound, step)
+        if typed:
             nav = self._navigation(turn, state, step)
-            found = match_choice(inbound.text, nav, exact=True)
+            found = match_choice(typed, nav, exact=True)
             return found.key if found else None
         return None
 
@@ -299,10 +300,11 @@ class Engine:
                 return False
             turn.choice = inbound.choice
             return True
+        typed = _typed(inbound, step)
         if step.expects == "choice":
             found = None
-            if inbound.text and inbound.kind is InboundKind.TEXT:
-                found = match_choice(inbound.text, step.options(turn) + extras)
+            if typed:
+                found = match_choice(typed, step.options(turn) + extras)
             if found is not None:
                 turn.choice = found.key
                 return True
@@ -311,12 +313,12 @@ class Engine:
                 return True
             turn.say("common.not_a_choice")
             return False
-        if inbound.kind is InboundKind.TEXT:
-            found = match_choice(inbound.text or "", extras, exact=True)
+        if typed is not None:
+            found = match_choice(typed, extras, exact=True)
             if found is not None:
                 turn.choice = found.key
                 return True
-            text = (inbound.text or "").strip()
+            text = typed.strip()
             if not text:
                 turn.say("common.text_expected")
                 return False
@@ -443,3 +445,16 @@ class Engine:
             listing = "\n".join(f"{n}. {c.label}" for n, c in enumerate(numbered, start=1))
             question.text = f"{question.text}\n\n{escape(listing)}"
         return None
+
+
+def _typed(inbound: Inbound, step: Step) -> str | None:
+    """What the person said as words: typed text, or a voice note's transcript (WeChat's
+    speech recognition gives one) where the step asks for text or a choice. A step that
+    takes anything (the story, the evidence) gets the voice note itself, its transcript as
+    its caption."""
+    if inbound.kind is InboundKind.TEXT:
+        return inbound.text or ""
+    spoken = inbound.kind is InboundKind.MEDIA and inbound.media and inbound.media.kind == "voice"
+    if spoken and inbound.text and step.expects != "any":
+        return inbound.text
+    return None

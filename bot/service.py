@@ -121,8 +121,11 @@ class Hotline:
         if self.http is not None and self.webhook is not None:
             self.http.add_routes(self.webhook.routes())
         self.wechat = self._wechat_channel(settings, clock) if settings.wechat else None
-        if self.wechat is not None and self.http is not None:
-            self.http.add_routes(self.wechat.routes())
+        if self.wechat is not None:
+            # A WeChat worker's evidence goes into the ticket's topic fetched from WeChat.
+            self.telegram.media_sources["wechat"] = self.wechat.api.download_media
+            if self.http is not None:
+                self.http.add_routes(self.wechat.routes())
         self._poller: asyncio.Task[None] | None = None  # receiving: the poller or the webhook's
         self._broadcasting: asyncio.Task[None] | None = None
         self._keeping: asyncio.Task[None] | None = None

@@ -327,3 +327,38 @@ def test_a_menu_wechat_would_refuse_is_refused_before_it_is_sent(tmp_path) -> No
     menu.write_text(menu.read_text().replace("wechat.menu.services", "menu.legal_aid"))
     with pytest.raises(ContentError, match="over WeChat's 16 bytes"):
         build_menu(Catalog(content))
+
+
+async def test_a_voice_note_answers_a_question_and_photos_and_voice_reach_the_topic(
+    wechat_desk: WeChatDesk,
+) -> None:
+    """WeChat's speech recognition: a voice note's transcript is the answer where words are
+    asked; at the evidence step the voice note and a photo are the evidence, fetched from
+    WeChat (media/get) into the ticket's topic, the transcript as the voice note's caption."""
+    forum = wechat_desk.forum
+    worker = wechat_desk.follower("oWorkerVoice")
+    await heard(worker, worker.subscribe())
+    walk = list(CHINESE_COMPLAINT)
+    for answer in walk[: walk.index("宏达电子厂")]:
+        await heard(worker, worker.send_text(answer))
+    got = await heard(worker, worker.send_voice(recognition="宏达电子厂"))
+    assert "哪个区或镇" in got, got  # the employer, said aloud, was taken as typed
+    for answer in walk[walk.index("宏达电子厂") + 1 : walk.index("8月到10月") + 1]:
+        await heard(worker, worker.send_text(answer))
+    assert "已收到第 1 份证据" in await heard(worker, worker.send_image())
+    got = await heard(worker, worker.send_voice(recognition="老板说下个月再发"))
+    assert "已收到第 2 份证据" in got  # a voice note where evidence is asked is evidence
+    for answer in walk[walk.index("8月到10月") + 1 :]:
+        await heard(worker, worker.send_text(answer))
+    submitted = await heard(worker, worker.send_text("确认提交"))
+    assert "您的投诉编号是" in submitted
+    await wait_for(lambda: len([m for m in forum.messages if m.kind != "text"]) >= 2)
+    thread = next(iter(forum.topics))
+    card = card_of(forum, thread)
+    assert "宏达电子厂" in card.plain and "渠道: 微信" in card.plain and "2 份" in card.plain
+    files = [m for m in forum.topic_messages(thread) if m.kind != "text"]
+    assert [m.kind for m in files] == ["photo", "document"]
+    assert files[1].plain == "工友：老板说下个月再发"
+    async with wechat_desk.hotline.sessions() as session:
+        employer = (await session.exec(select(Ticket.employer))).one()
+    assert employer == "宏达电子厂"

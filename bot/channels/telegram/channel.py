@@ -15,13 +15,13 @@ import asyncio
 import contextvars
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
-from telegram import Bot, InlineKeyboardMarkup
+from telegram import Bot, InlineKeyboardMarkup, InputFile
 from telegram.constants import MessageLimit, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
@@ -168,6 +168,8 @@ class TelegramChannel:
         self.polls = PollWatch()
         self.started_at = utcnow()  # reset when polling starts: older topic requests are past
         self.opening_topics: dict[int, asyncio.Future[int | None]] = {}  # by ticket id
+        # Other channels' workers' files, by channel: fetched and uploaded into ticket topics.
+        self.media_sources: dict[str, Callable[[str], Awaitable[bytes]]] = {}
         self._failures = 0
         self.pacer = pacer or Pacer(Paces())
         self.api = bot_api(application)
@@ -554,6 +556,39 @@ class TelegramChannel:
                 return Sent("failed", None, "unreachable", str(error))
         return Sent("failed", None, "unreachable", "rate limited")
 
+    async def upload(
+        self,
+        chat_id: int,
+        kind: str,
+        data: bytes,
+        *,
+        caption: str | None = None,
+        thread_id: int | None = None,
+    ) -> Sent:
+        """A file from elsewhere (a WeChat worker's evidence): a photo or video as such, any
+        other kind (WeChat's AMR voice notes, which Telegram cannot play as voice) as a
+        document; a caption over Telegram's 1,024 follows as a message answering it."""
+        fits = caption is None or telegram_length(caption) <= MessageLimit.CAPTION_LENGTH
+        method, field, name = _UPLOADS.get(kind, ("send_document", "document", f"{kind}.bin"))
+        send = getattr(self.bot, method)
+        upload = InputFile(data, filename=name)
+        sent = await self._attempt(
+            chat_id,
+            lambda: send(
+                chat_id,
+                **{field: upload},
+                caption=caption if fits else None,
+                parse_mode=ParseMode.HTML,
+                message_thread_id=thread_id,
+            ),
+        )
+        if fits or sent.status != "sent":
+            return sent
+        after = await self.send(
+            chat_id, Reply(caption), thread_id=thread_id, reply_to=sent.message_id
+        )
+        return Sent(after.status, sent.message_id, after.reason, after.detail)
+
     async def _send_photo(
         self, chat_id: int, reply: Reply, *, thread_id: int | None, reply_to: int | None
     ) -> Sent:
@@ -718,6 +753,14 @@ class TelegramChannel:
 # Whether the outbox row being carried out is bulk: every send path (texts in pieces, venues,
 # copies) paces through pace(), and a context variable reaches it without a flag on each.
 _carrying_bulk: contextvars.ContextVar[bool] = contextvars.ContextVar("bulk", default=False)
+
+
+# Bot API method, its file field and a file name, per kind of file uploaded from elsewhere.
+_UPLOADS = {
+    "photo": ("send_photo", "photo", "photo.jpg"),
+    "video": ("send_video", "video", "video.mp4"),
+    "voice": ("send_document", "document", "voice.amr"),
+}
 
 
 class _HtmlRejected(Exception):

@@ -16,7 +16,7 @@ from bot.channels.telegram.inbound import CHANNEL
 from bot.channels.telegram.sent import RATE_LIMITED_WAITS, Sent, retry_seconds
 from bot.delivery.sender import calling
 from db import tickets
-from db.models import Ticket, utcnow
+from db.models import Ticket, TicketMessage, utcnow
 from handlers.messages import Outgoing, Reply
 
 if TYPE_CHECKING:
@@ -46,10 +46,7 @@ class StaffGroup:
                 await self._set_topic_state(topic, item.topic_state)
                 return Sent("sent")
             if item.action == "copy" and item.worker_channel not in (None, CHANNEL):
-                # A worker on another channel (WeChat): nothing to copy from, so a post.
-                sent = await self.channel.send(
-                    chat, item.as_text or self._media_elsewhere(item), thread_id=topic
-                )
+                sent = await self._post_from_elsewhere(chat, topic, item)
             elif item.action == "copy":
                 sent = await self.channel.copy(
                     chat, int(item.worker), item.copy_of, thread_id=topic, reply_to=item.reply_to
@@ -74,6 +71,37 @@ class StaffGroup:
             if topic is not None:
                 await self.channel.send(chat, self._not_delivered(sent), thread_id=topic)
         return sent
+
+    async def _post_from_elsewhere(self, chat: int, topic: int, item: Outgoing) -> Sent:
+        """A worker on another channel (WeChat): there is nothing to copy from. A text is
+        posted; a photo, voice note or video is fetched from their channel and uploaded, with
+        its words (a voice note's transcript) as caption; if it cannot be, the topic says so."""
+        if item.as_text is not None:
+            return await self.channel.send(chat, item.as_text, thread_id=topic)
+        fetch = self.channel.media_sources.get(item.worker_channel or "")
+        message = await self._ticket_message(item.record) if item.record else None
+        if fetch is None or message is None or not message.media_kind:
+            return await self.channel.send(chat, self._media_elsewhere(item), thread_id=topic)
+        try:
+            data = await fetch(message.media_file_id or "")
+        except Exception as error:  # expired (WeChat keeps media 3 days), or unreachable
+            log.warning(
+                "could not fetch a worker's %s from %s: %s",
+                message.media_kind,
+                item.worker_channel,
+                error,
+            )
+            return await self.channel.send(chat, self._media_elsewhere(item), thread_id=topic)
+        catalog = self.channel.engine.catalog
+        t = catalog.translator(catalog.staff_language)
+        caption = str(t("mediation.worker_wrote", text=message.text)) if message.text else None
+        return await self.channel.upload(
+            chat, message.media_kind, data, caption=caption, thread_id=topic
+        )
+
+    async def _ticket_message(self, message_id: int) -> TicketMessage | None:
+        async with self.channel.sessions() as session:
+            return await session.get(TicketMessage, message_id)
 
     def _media_elsewhere(self, item: Outgoing) -> Reply:
         """What the topic says of a photo or voice note a worker sent on another channel."""
