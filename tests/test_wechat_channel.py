@@ -23,6 +23,7 @@ from db.session import create_engine, session_factory
 from local_servers.wechat import FakeFollower, LocalWeChat, random_encoding_aes_key
 from local_servers.wechat.server import DEFAULT_APP_ID, DEFAULT_APP_SECRET, DEFAULT_TOKEN
 from tests import desk
+from tests.test_forget import everything_stored
 
 pytestmark = pytest.mark.postgres
 KEY = random_encoding_aes_key()
@@ -362,3 +363,17 @@ async def test_a_voice_note_answers_a_question_and_photos_and_voice_reach_the_to
     async with wechat_desk.hotline.sessions() as session:
         employer = (await session.exec(select(Ticket.employer))).one()
     assert employer == "宏达电子厂"
+
+
+async def test_forget_on_wechat_leaves_neither_the_openid_nor_what_the_worker_said(
+    wechat_desk: WeChatDesk,
+) -> None:
+    worker = wechat_desk.follower("oWorkerForgetMe")
+    await file_in_chinese(worker)
+    assert "删除" in await heard(worker, worker.send_text("/forget"))
+    done = await heard(worker, worker.send_text("确定删除"))
+    assert "已删除" in done or "删除了" in done, done
+    await wechat_desk.hotline.telegram.sender.idle()
+    stored = await everything_stored(wechat_desk.hotline)
+    for secret in ("oWorkerForgetMe", "宏达电子厂", "前进路88号", "老板三个月没发工资"):
+        assert secret not in stored, secret
