@@ -19,7 +19,7 @@ def hotline(
     clean = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("TELEGRAM_", "HOTLINE_", "DATABASE_URL"))
+        if not k.startswith(("TELEGRAM_", "HOTLINE_", "DATABASE_URL", "WECHAT_"))
     }
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
@@ -48,6 +48,26 @@ def test_a_malformed_setting_is_named(tmp_path: Path) -> None:
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "DATABASE_URL is malformed" in result.stderr
+
+
+TOKEN = {"TELEGRAM_BOT_TOKEN": "123456:" + "a" * 30}
+
+
+def test_a_wechat_account_without_its_secret_or_a_listen_address_is_told_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    result = hotline("run", cwd=tmp_path, env={**TOKEN, "WECHAT_APP_ID": "wx1234567890abcdef"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        "hotline: a WeChat account needs WECHAT_APP_SECRET, WECHAT_TOKEN to be set."
+    )
+    account = {"WECHAT_APP_ID": "wx1", "WECHAT_APP_SECRET": "s", "WECHAT_TOKEN": "t"}
+    result = hotline("run", cwd=tmp_path, env={**TOKEN, **account})
+    assert result.returncode == 2
+    assert "set HOTLINE_LISTEN" in result.stderr and "Traceback" not in result.stderr
+    bad_key = {**account, "WECHAT_ENCODING_AES_KEY": "too-short"}
+    result = hotline("run", "--listen", "127.0.0.1:0", cwd=tmp_path, env={**TOKEN, **bad_key})
+    assert result.returncode == 2 and "WECHAT_ENCODING_AES_KEY is malformed" in result.stderr
 
 
 def test_content_check_passes_on_the_shipped_content() -> None:
