@@ -71,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="DATABASE_URL for the demo (default: sqlite file hotline-demo.db)",
     )
+    demo.add_argument(
+        "--wechat",
+        action="store_true",
+        help="be the worker on a (local) WeChat account instead of Telegram",
+    )
     db = commands.add_parser("db", help="the database schema")
     db.add_argument("action", choices=["upgrade"], help="apply the migrations")
     staff = commands.add_parser("staff", help="the staff registry (who may act on tickets)")
@@ -237,7 +242,7 @@ def _demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
     configure_logging("WARNING")
-    return asyncio.run(run_demo(database_url=args.database))
+    return asyncio.run(run_demo(database_url=args.database, wechat=args.wechat))
 
 
 def _db(_args: argparse.Namespace) -> int:

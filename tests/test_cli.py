@@ -99,12 +99,16 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     assert (tmp_path / "h.db").exists()
 
 
-def demo_fed(tmp_path: Path, lines: str) -> subprocess.CompletedProcess[str]:
+def demo_fed(tmp_path: Path, lines: str, *flags: str) -> subprocess.CompletedProcess[str]:
     """`hotline demo` with its input from a pipe, on a database in tmp_path, no settings."""
     database = f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "HOTLINE_"))}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEGRAM_", "HOTLINE_", "WECHAT_"))
+    }
     done = subprocess.run(
-        [sys.executable, "-m", "bot", "demo", "--database", database],
+        [sys.executable, "-m", "bot", "demo", "--database", database, *flags],
         input=lines,
         env=clean,
         capture_output=True,
@@ -119,6 +123,17 @@ def test_the_demo_fed_from_a_pipe_answers_every_line_before_it_leaves(tmp_path: 
     done = demo_fed(tmp_path, "2\n:press 1\n")
     assert "I will write to you in English" in done.stdout  # the answer to "2"
     assert "Before you file a complaint" in done.stdout  # the answer to the last line
+
+
+def test_the_wechat_demo_walks_a_worker_on_wechat_with_taps_and_the_staff_group(
+    tmp_path: Path,
+) -> None:
+    done = demo_fed(tmp_path, "中文\n:press 1\n同意\n:staff\n:staff\n/help\n", "--wechat")
+    assert "wechat| 好的，以后用中文和您交流。" in done.stdout
+    assert "wechat| 1. 投诉 / 反映问题   [1]" in done.stdout  # tappable, shown with its [N]
+    assert "(passive reply)" in done.stdout
+    assert "提交前请先了解" in done.stdout  # the tap on 1 opened the complaint
+    assert "您要反映的是什么问题" in done.stdout  # "同意" typed as words
 
 
 def test_the_demo_has_sample_jobs_and_starts_again_on_its_database(tmp_path: Path) -> None:
