@@ -296,7 +296,9 @@ class Hotline:
             await self.http.stop()
         if self.wechat is not None:
             await self.wechat.stop()
-        await self.telegram.stop()
+        await self.telegram.stop()  # the outbox's sender with it: WeChat's rows too
+        if self.wechat is not None:
+            await self.wechat.api.close()
         await self.cluster.close()  # the lanes' locks go with it, once their turns are done
         if self.application.running:
             await self.application.stop()

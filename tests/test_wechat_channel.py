@@ -18,7 +18,15 @@ from bot.channels.wechat.menu import build_menu
 from bot.http_server import HttpServer
 from bot.service import Hotline
 from content.catalog import Catalog, ContentError
-from db.models import InboxUpdate, OutboxItem, Person, Ticket
+from db.models import (
+    Broadcast,
+    BroadcastDelivery,
+    BroadcastStatus,
+    InboxUpdate,
+    OutboxItem,
+    Person,
+    Ticket,
+)
 from db.session import create_engine, session_factory
 from local_servers.wechat import FakeFollower, LocalWeChat, random_encoding_aes_key
 from local_servers.wechat.server import DEFAULT_APP_ID, DEFAULT_APP_SECRET, DEFAULT_TOKEN
@@ -377,3 +385,39 @@ async def test_forget_on_wechat_leaves_neither_the_openid_nor_what_the_worker_sa
     stored = await everything_stored(wechat_desk.hotline)
     for secret in ("oWorkerForgetMe", "宏达电子厂", "前进路88号", "老板三个月没发工资"):
         assert secret not in stored, secret
+
+
+async def test_a_broadcast_reaches_wechat_workers_within_their_window_and_never_waits(
+    wechat_desk: WeChatDesk, database_url: str, monkeypatch
+) -> None:
+    """Until mass send: a notice goes by customer-service message to a worker who wrote in
+    the last 48 hours; for one WeChat will not let the account write to, it fails at once
+    (a broadcast never waits for a worker to write)."""
+    wechat, hotline = wechat_desk.wechat, wechat_desk.hotline
+    near, away = wechat_desk.follower("oWorkerNear"), wechat_desk.follower("oWorkerAway")
+    for worker in (near, away):
+        await heard(worker, worker.subscribe())
+        assert "通知" in await heard(worker, worker.send_text("中文"))  # subscribed to notices
+    wechat.close_quota("oWorkerAway")  # 48 hours have passed for them
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    sent = await asyncio.to_thread(cli.main, ["broadcast", "send", "--text-zh", "维权活动周一开始"])
+    assert sent == 0
+    notice = await near.next_message(timeout=10)
+    assert notice.via == "custom" and "维权活动周一开始" in notice.text
+    for _ in range(100):
+        async with hotline.sessions() as session:
+            broadcast = (await session.exec(select(Broadcast))).one()
+        if broadcast.status == BroadcastStatus.DONE:
+            break
+        await asyncio.sleep(0.1)
+    assert broadcast.status == BroadcastStatus.DONE
+    async with hotline.sessions() as session:
+        rows = await session.exec(
+            select(Person.external_id, BroadcastDelivery.status).join(
+                BroadcastDelivery, BroadcastDelivery.person_id == Person.id
+            )
+        )
+        outcome = dict(rows.all())
+    assert outcome == {"oWorkerNear": "sent", "oWorkerAway": "failed"}
+    assert await away.quiet(0.3) == []
+    assert await pending_rows(hotline) == []

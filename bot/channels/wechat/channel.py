@@ -49,7 +49,7 @@ from bot.lanes import Lanes
 from bot.log_redaction import person_tag
 from content.catalog import Catalog
 from db import inbox, people, tickets
-from db.models import Delivery, utcnow
+from db.models import Delivery, Pace, utcnow
 from db.outbox import chat_lane
 from handlers.messages import Outgoing, Reply
 
@@ -149,7 +149,6 @@ class WeChatChannel:
             task.cancel()
         await asyncio.gather(*self._answers, return_exceptions=True)
         await self.done.flush()
-        await self.api.close()
 
     async def _stored(self, stored) -> PassiveReply | None:
         """The callback stored a new message: its turn runs in the worker's lane, and the
@@ -304,7 +303,16 @@ class WeChatChannel:
         turn, or a counsellor's message relayed from the staff group."""
         if "outgoing" in body:
             return await self._relay(Outgoing.from_dict(body["outgoing"]))
-        return await self.send(body["chat"], Reply.from_dict(body["reply"]))
+        openid = body["chat"]
+        delivered = await self.send(openid, Reply.from_dict(body["reply"]))
+        if delivered.status == WAITING and pace == Pace.BULK:
+            # A notice or a job alert never waits for the worker to write: WeChat lets the
+            # account write only within 48 hours of their message (mass send is the way past
+            # that, not built yet), so it is not delivered.
+            return Delivered("failed", error=f"wechat_{delivered.error}")
+        if delivered.status == WAITING:
+            self._away.add(openid)
+        return delivered
 
     async def send(self, openid: str, reply: Reply) -> Delivered:
         """A reply as few messages as fit (each counts against the worker's quota), a photo
@@ -321,7 +329,6 @@ class WeChatChannel:
             for text in texts:
                 await self._attempt(lambda text=text: self.api.send_text(openid, text))
         except (wechat_api.QuotaSpent, wechat_api.WindowClosed) as error:
-            self._away.add(openid)
             log.info(
                 "wechat: %s cannot be written to until they write (%s)", person_tag(openid), error
             )
@@ -363,6 +370,7 @@ class WeChatChannel:
         worker = item.worker or ""
         delivered = await self.send(worker, reply or Reply(""))
         if delivered.status == WAITING:
+            self._away.add(worker)
             if worker not in self._told:  # once while the worker is away
                 self._told.add(worker)
                 t = self.catalog.translator(self.catalog.staff_language)
