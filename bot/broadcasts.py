@@ -14,7 +14,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -23,8 +23,8 @@ from bot.delivery.items import enqueue
 from bot.delivery.sender import Queued, Sender
 from content.catalog import Catalog
 from db import broadcasts
-from db.models import Broadcast, BroadcastStatus, OutboxItem, Pace, utcnow
-from db.outbox import NewItem, chat_lane, group_lane
+from db.models import Broadcast, BroadcastStatus, DeliveryStatus, OutboxItem, Pace, utcnow
+from db.outbox import NewItem, chat_lane, group_lane, mass_lane
 from handlers.notices import notice_reply
 from handlers.staff_broadcast import final_reply, progress_reply
 
@@ -33,6 +33,9 @@ FEED_SECONDS = 2.0  # of sending handed to the outbox ahead, at the bulk rate
 MIN_WINDOW = 2  # a very low rate still keeps a next one ready
 PROGRESS_SECONDS = 5.0  # the progress message is redrawn this often (edits: no group quota)
 RATE_SECONDS = 15.0  # the rate shown is the average over this long
+# Channels whose broadcasts go as one message to a list of people, and how many such a person
+# may get in a calendar month: WeChat's mass send, 4 a month to a service account's follower.
+MASS_SEND = {"wechat": 4}
 
 
 class Broadcaster:
@@ -125,27 +128,38 @@ class Broadcaster:
             recipients = await broadcasts.next_recipients(
                 session, broadcast_id=broadcast.id, limit=room
             )
-            items = [
-                NewItem(
-                    r.channel,
-                    Pace.BULK,
-                    chat_lane(r.channel, r.external_id),
-                    {
-                        "to": "chat",
-                        "chat": r.external_id,
-                        "reply": self._notice(broadcast, r.language, r.reads),
-                    },
-                    once=True,
+            plan = [  # each row, and the deliveries it carries
+                (
+                    NewItem(
+                        r.channel,
+                        Pace.BULK,
+                        chat_lane(r.channel, r.external_id),
+                        {
+                            "to": "chat",
+                            "chat": r.external_id,
+                            "reply": self._notice(broadcast, r.language, r.reads),
+                        },
+                        once=True,
+                    ),
+                    [r.delivery_id],
                 )
                 for r in recipients
+                if r.channel not in MASS_SEND
             ]
-            queued = await enqueue(session, items, now=now)
+            listed = [r for r in recipients if r.channel in MASS_SEND]
+            plan += await self._mass_rows(session, broadcast, listed, counts)
+            queued = await enqueue(session, [item for item, _ in plan], now=now)
             await broadcasts.handed_to_outbox(
                 session,
-                pairs=[(r.delivery_id, row.id) for r, row in zip(recipients, queued, strict=True)],
+                pairs=[
+                    (delivery, row.id)
+                    for (_, deliveries), row in zip(plan, queued, strict=True)
+                    for delivery in deliveries
+                ],
             )
+            handed = sum(len(deliveries) for _, deliveries in plan)
             counts["pending"] -= len(recipients)
-            counts["sending"] += len(recipients)
+            counts["sending"] += handed
         finished = broadcast.status == BroadcastStatus.SENDING and not (
             counts["pending"] or counts["sending"]
         )
@@ -163,6 +177,56 @@ class Broadcaster:
                 final = final_reply(self.catalog, broadcast, counts)
                 queued += await self._post(session, broadcast, final, now)
         return queued
+
+    async def _mass_rows(
+        self,
+        session: AsyncSession,
+        broadcast: Broadcast,
+        recipients: list[broadcasts.Recipient],
+        counts: dict[str, int],
+    ) -> list[tuple[NewItem, list[int]]]:
+        """People on a channel that sends one message to a list (WeChat's mass send, which
+        reaches followers whatever the 48-hour window): one row per channel and text, with
+        the people past their monthly allowance ended as failed (not deliverable this month)."""
+        if not recipients:
+            return []
+        zone = self.catalog.office_hours.timezone
+        local = self.clock().astimezone(zone)
+        month = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        received = await broadcasts.notices_sent_since(
+            session, person_ids=[r.person_id for r in recipients], since=month.astimezone(UTC)
+        )
+        over = [r for r in recipients if received.get(r.person_id, 0) >= MASS_SEND[r.channel]]
+        ended = {r.delivery_id for r in over}
+        await broadcasts.end_deliveries(
+            session, ids=[r.delivery_id for r in over], status=DeliveryStatus.FAILED
+        )
+        counts["failed"] += len(over)
+        if over:
+            log.info("broadcast %s: %d past their monthly allowance", broadcast.id, len(over))
+        groups: dict[tuple[str, str, str | None], list[broadcasts.Recipient]] = {}
+        for r in recipients:
+            if r.delivery_id not in ended:
+                groups.setdefault((r.channel, r.language, r.reads), []).append(r)
+        return [
+            (
+                NewItem(
+                    channel,
+                    Pace.BULK,
+                    mass_lane(channel, broadcast.id),
+                    {
+                        "to": "mass",
+                        "chats": [r.external_id for r in group],
+                        "reply": self._notice(broadcast, language, reads),
+                        # the same batch sent again (a retry) is refused by WeChat, not sent
+                        "clientmsgid": f"hotline-{broadcast.id}-{group[0].delivery_id}",
+                    },
+                    once=True,
+                ),
+                [r.delivery_id for r in group],
+            )
+            for (channel, language, reads), group in groups.items()
+        ]
 
     def _notice(self, broadcast: Broadcast, language: str, reads: str | None) -> dict:
         key = (broadcast.id, language, reads)

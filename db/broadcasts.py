@@ -129,6 +129,7 @@ class Recipient:
     channel: str
     external_id: str
     reads: str | None  # their own language (the notice's footer is in it)
+    person_id: int
 
 
 async def next_recipients(
@@ -142,6 +143,7 @@ async def next_recipients(
             Person.channel,
             Person.external_id,
             Person.language,
+            Person.id,
         )
         .join(Person, Person.id == BroadcastDelivery.person_id)
         .where(
@@ -152,6 +154,36 @@ async def next_recipients(
         .limit(limit)
     )
     return [Recipient(*row) for row in result.all()]
+
+
+async def notices_sent_since(
+    session: AsyncSession, *, person_ids: Sequence[int], since: datetime
+) -> dict[int, int]:
+    """How many broadcasts each of these people was sent since `since` (WeChat's monthly
+    allowance of mass messages is counted from these)."""
+    if not person_ids:
+        return {}
+    result = await session.exec(
+        select(BroadcastDelivery.person_id, func.count())
+        .where(
+            col(BroadcastDelivery.person_id).in_(list(person_ids)),
+            BroadcastDelivery.status == DeliveryStatus.SENT,
+            col(BroadcastDelivery.sent_at) >= since,
+        )
+        .group_by(BroadcastDelivery.person_id)
+    )
+    return dict(result.all())
+
+
+async def end_deliveries(session: AsyncSession, *, ids: Sequence[int], status: str) -> None:
+    """Deliveries that end without the outbox (a person past their channel's allowance)."""
+    if ids:
+        await session.exec(
+            update(BroadcastDelivery)
+            .where(col(BroadcastDelivery.id).in_(list(ids)))
+            .values(status=status)
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def handed_to_outbox(session: AsyncSession, *, pairs: Sequence[tuple[int, int]]) -> None:

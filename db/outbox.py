@@ -35,6 +35,11 @@ def topic_lane(channel: str, ticket_id: int) -> str:
     return f"{channel}:topic:{ticket_id}"
 
 
+def mass_lane(channel: str, broadcast_id: int) -> str:
+    """A broadcast's copies sent as one message to a list of people (WeChat's mass send)."""
+    return f"{channel}:mass:{broadcast_id}"
+
+
 def group_lane(channel: str, thread_id: int | None) -> str:
     """The staff group outside a ticket's topic (its general chat, or a topic of no ticket)."""
     return f"{channel}:group:{thread_id or 0}"

@@ -90,6 +90,10 @@ class ContentTooLong(WeChatError):
     """45002: the text is over WeChat's 2048 bytes."""
 
 
+class AlreadySent(WeChatError):
+    """45065: a mass send with this clientmsgid was sent before (within 24 hours)."""
+
+
 class RetryLater(WeChatError):
     """WeChat cannot take the call now: try it again after `retry_after` seconds."""
 
@@ -111,6 +115,7 @@ _TYPED: dict[int, type[WeChatError]] = {
     45015: WindowClosed,
     43004: Unfollowed,
     45002: ContentTooLong,
+    45065: AlreadySent,
 }
 
 
@@ -170,6 +175,19 @@ class WeChatApi:
         """A customer-service text message (counts against the worker's quota)."""
         body = {"touser": openid, "msgtype": "text", "text": {"content": text}}
         await self.call("POST", CUSTOM_SEND_PATH, json=body)
+
+    async def mass_send(self, openids: list[str], text: str, *, clientmsgid: str) -> None:
+        """One text to a list of followers (message/mass/send, 2 to 10,000 of them): a
+        service account's followers get at most 4 a month. `clientmsgid` makes a repeat of
+        the same send an AlreadySent, not a second message."""
+        body = {
+            "touser": openids,
+            "msgtype": "text",
+            "text": {"content": text},
+            "send_ignore_reprint": 0,
+            "clientmsgid": clientmsgid,
+        }
+        await self.call("POST", "/cgi-bin/message/mass/send", json=body)
 
     async def send_image(self, openid: str, media_id: str) -> None:
         body = {"touser": openid, "msgtype": "image", "image": {"media_id": media_id}}

@@ -303,6 +303,8 @@ class WeChatChannel:
         turn, or a counsellor's message relayed from the staff group."""
         if "outgoing" in body:
             return await self._relay(Outgoing.from_dict(body["outgoing"]))
+        if body.get("to") == "mass":
+            return await self._mass_send(body)
         openid = body["chat"]
         delivered = await self.send(openid, Reply.from_dict(body["reply"]))
         if delivered.status == WAITING and pace == Pace.BULK:
@@ -342,6 +344,32 @@ class WeChatChannel:
             log.warning("wechat: could not send to %s: %s", person_tag(openid), error)
             return Delivered("failed", error=str(error))
         self._away.discard(openid)
+        return Delivered("sent")
+
+    async def _mass_send(self, body: dict) -> Delivered:
+        """A broadcast to a list of followers by mass send (which needs at least two; one
+        alone gets a customer-service message, within their window). A long text goes in
+        pieces, each a mass message of its own; WeChat refuses a repeat of a piece
+        (clientmsgid), so a retry never sends one twice."""
+        openids, reply = body["chats"], Reply.from_dict(body["reply"])
+        if len(openids) == 1:
+            delivered = await self.send(openids[0], reply)
+            if delivered.status == WAITING:
+                return Delivered("failed", error=f"wechat_{delivered.error}")
+            return delivered
+        for n, text in enumerate(join_turn([self._render(reply)])):
+            clientmsgid = f"{body['clientmsgid']}-{n}"
+            try:
+                await self._attempt(
+                    lambda text=text, clientmsgid=clientmsgid: self.api.mass_send(
+                        openids, text, clientmsgid=clientmsgid
+                    )
+                )
+            except wechat_api.AlreadySent:
+                continue  # an earlier attempt got through
+            except wechat_api.WeChatError as error:
+                log.warning("wechat: a mass send to %d failed: %s", len(openids), error)
+                return Delivered("failed", error=str(error))
         return Delivered("sent")
 
     async def _attempt(self, call):
