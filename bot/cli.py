@@ -176,13 +176,20 @@ QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler", "sqlalchemy", "aiosqlite", 
 
 
 def configure_logging(
-    level: str, *, token: str | None = None, stream: TextIO | None = None
+    level: str,
+    *,
+    token: str | None = None,
+    secrets: list[str] | None = None,
+    stream: TextIO | None = None,
 ) -> logging.Handler:
-    """One handler on the root logger (stderr), with the token masked in everything it
-    writes; installed before anything logs. Returns the handler."""
+    """One handler on the root logger (stderr), with the secrets (the bot's token, WeChat's
+    AppSecret and Token) masked in everything it writes; installed before anything logs. The
+    first secret keys the people's tags in the logs. Returns the handler."""
+    secrets = [token] if token else list(secrets or [])
+    token = secrets[0] if secrets else None
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter(*([token] if token else [])))
+    handler.addFilter(RedactingFilter(*secrets))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(level)
@@ -216,7 +223,8 @@ def _run(args: argparse.Namespace) -> int:
     from bot.service import Hotline
 
     settings = _run_settings(args)
-    configure_logging(settings.log_level, token=settings.telegram_bot_token.get_secret_value())
+    settings.check_channels()
+    configure_logging(settings.log_level, secrets=settings.secrets)
     problems = Catalog(settings.content_dir).check()
     if problems:
         raise ContentError(f"content/ has {len(problems)} problem(s), first: {problems[0]}")

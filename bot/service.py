@@ -16,11 +16,14 @@ from bot.channels.wechat.api import WeChatApi
 from bot.channels.wechat.callback import WeChatAccount
 from bot.channels.wechat.channel import WeChatChannel
 from bot.cluster import cluster_for
+from bot.delivery.courier import Courier
+from bot.delivery.sender import Delivered, Sender
 from bot.desk import StaffDesk
 from bot.engine import Engine
 from bot.failed_turns import FailureAlerts
 from bot.flood import FloodGate
 from bot.http_server import Health, HttpServer
+from bot.periodic import Periodic
 from bot.reminders import SlaReminders
 from bot.settings import Settings, SettingsError
 from content.catalog import Catalog
@@ -69,18 +72,35 @@ class Hotline:
             ),
             on_crisis=respond_to_crisis,
         )
-        self.application = build_application(settings)
+        settings.check_channels()
         self.cluster = cluster_for(settings.database_url)
-        self.telegram = TelegramChannel(
-            application=self.application,
-            engine=self.engine,
-            sessions=self.sessions,
-            staff_chat_id=settings.staff_chat_id,
-            poll_timeout=poll_timeout,
-            retry_delay=retry_delay,
-            pacer=build_pacer(settings),
-            cluster=self.cluster,
+        self.periodic = Periodic()
+        # Telegram when its token is set (and with it the staff group); a WeChat account alone
+        # otherwise. The outbox's sender is the Telegram channel's, or one of its own.
+        self.application = build_application(settings) if settings.telegram_bot_token else None
+        self.telegram = (
+            TelegramChannel(
+                application=self.application,
+                engine=self.engine,
+                sessions=self.sessions,
+                staff_chat_id=settings.staff_chat_id,
+                poll_timeout=poll_timeout,
+                retry_delay=retry_delay,
+                pacer=build_pacer(settings),
+                cluster=self.cluster,
+            )
+            if self.application is not None
+            else None
         )
+        if self.telegram is not None:
+            self.sender, self.courier = self.telegram.sender, self.telegram.courier
+        else:
+            self.sender = Sender(
+                sessions=self.sessions,
+                carry_out=_no_staff_group,
+                after_erasure=self.engine.erase_traces,
+            )
+            self.courier = Courier(self.sender, self.cluster)
         self.reminders = SlaReminders(
             sessions=self.sessions,
             catalog=self.catalog,
@@ -91,10 +111,10 @@ class Hotline:
         self.broadcaster = Broadcaster(
             sessions=self.sessions,
             catalog=self.catalog,
-            sender=self.telegram.sender,
+            sender=self.sender,
             channel=CHANNEL,
             per_second=settings.broadcast_per_second,
-            staff_group=settings.staff_chat_id is not None,
+            staff_group=self.telegram is not None and settings.staff_chat_id is not None,
             clock=clock,
         )
         # Updates come by webhook when an address is set, else by polling; the HTTP server
@@ -108,7 +128,7 @@ class Hotline:
                 if settings.webhook_secret
                 else None,
             )
-            if settings.webhook_url
+            if settings.webhook_url and self.telegram is not None
             else None
         )
         self.health = Health(self.sessions)
@@ -122,8 +142,8 @@ class Hotline:
             self.http.add_routes(self.webhook.routes())
         self.wechat = self._wechat_channel(settings, clock) if settings.wechat else None
         if self.wechat is not None:
-            # A WeChat worker's evidence goes into the ticket's topic fetched from WeChat.
-            self.telegram.media_sources["wechat"] = self.wechat.api.download_media
+            if self.telegram is not None:  # evidence into the topic, fetched from WeChat
+                self.telegram.media_sources["wechat"] = self.wechat.api.download_media
             if self.http is not None:
                 self.http.add_routes(self.wechat.routes())
         self._poller: asyncio.Task[None] | None = None  # receiving: the poller or the webhook's
@@ -150,8 +170,8 @@ class Hotline:
             ),
             engine=self.engine,
             sessions=self.sessions,
-            sender=self.telegram.sender,
-            courier_=self.telegram.courier,
+            sender=self.sender,
+            courier_=self.courier,
             cluster=self.cluster,
             reply_budget=settings.wechat_reply_budget,
         )
@@ -163,9 +183,12 @@ class Hotline:
             raise SettingsError(
                 "The database is not at the newest schema: run `hotline db upgrade` first."
             )
-        await self.application.initialize()
-        await self.application.start()
-        if self.settings.staff_chat_id is None:
+        if self.application is not None:
+            await self.application.initialize()
+            await self.application.start()
+        if self.telegram is None:
+            log.warning("no TELEGRAM_BOT_TOKEN: WeChat alone, and no staff group for tickets")
+        elif self.settings.staff_chat_id is None:
             log.warning("HOTLINE_STAFF_CHAT_ID is not set: tickets get no topics in a staff group")
         await self.cluster.open()
         if self.webhook is not None:
@@ -179,7 +202,8 @@ class Hotline:
             self._keeping = asyncio.create_task(self._keep_lanes(), name="lanes")
 
     async def _keep_lanes(self) -> None:
-        keepers = [self.telegram.keeper] + ([self.wechat.keeper] if self.wechat else [])
+        channels = [channel for channel in (self.telegram, self.wechat) if channel is not None]
+        keepers = [channel.keeper for channel in channels]
         await asyncio.gather(*(keeper.keep_lanes() for keeper in keepers))
 
     async def _receive(self) -> None:
@@ -196,40 +220,29 @@ class Hotline:
         self._start_leading()
         if self.webhook is not None:  # no poller: the channel's start runs in the webhook's
             await self.webhook.run()
-        else:
+        elif self.telegram is not None:
             await self.telegram.run()
+        else:  # WeChat alone: callbacks come to the HTTP server; the outbox is sent from here
+            await self.sender.start()
+            self.courier.start_applying()
+            if self.cluster.shared and self.wechat is not None:
+                await self.wechat.keeper.keep_lanes_once(stray_seconds=0)
+            await asyncio.Event().wait()
 
     def _start_leading(self) -> None:
-        if self.settings.staff_chat_id is not None:
-            self.application.job_queue.run_repeating(
-                self._remind,
-                interval=REMINDER_CHECK_SECONDS,
-                first=REMINDER_CHECK_SECONDS,
-                name="sla-reminders",
-            )
-            self.application.job_queue.run_repeating(
-                self._alert_failures,
-                interval=FAILURE_ALERT_SECONDS,
-                first=FAILURE_ALERT_SECONDS,
-                name="failure-alerts",
-            )
-        self.application.job_queue.run_repeating(
-            self._prune_inbox, interval=INBOX_PRUNE_SECONDS, first=1, name="inbox-prune"
-        )
-        self.application.job_queue.run_repeating(
-            self._refresh_outbox,
-            interval=OUTBOX_REFRESH_SECONDS,
-            first=OUTBOX_REFRESH_SECONDS,
-            name="outbox-refresh",
-        )
-        # A loop of its own, not the job queue: a round that starts a large broadcast may
-        # take longer than the interval, and the next simply waits for it.
+        if self.telegram is not None and self.settings.staff_chat_id is not None:
+            self.periodic.every(REMINDER_CHECK_SECONDS, self.remind_unclaimed, name="sla-reminders")
+            self.periodic.every(FAILURE_ALERT_SECONDS, self.alert_failures, name="failure-alerts")
+        self.periodic.every(INBOX_PRUNE_SECONDS, self._prune_inbox, name="inbox-prune", first=1)
+        self.periodic.every(OUTBOX_REFRESH_SECONDS, self._refresh_outbox, name="outbox-refresh")
+        # A loop of its own: a round that starts a large broadcast may take longer than the
+        # interval, and the next simply waits for it.
         self._broadcasting = asyncio.create_task(self._broadcast(), name="broadcasts")
 
     async def remind_unclaimed(self) -> int:
         """Queues the reminders due now; returns how many."""
         due = await self.reminders.check()
-        self.telegram.sender.wake(due)
+        self.sender.wake(due)
         return len(due)
 
     async def alert_failures(self) -> int:
@@ -238,21 +251,15 @@ class Hotline:
         if self.settings.staff_chat_id is None:
             return 0
         queued = await self.failures.queue(CHANNEL)
-        self.telegram.sender.wake(queued)
+        self.sender.wake(queued)
         return len(queued)
-
-    async def _alert_failures(self, _context) -> None:
-        try:
-            await self.alert_failures()
-        except Exception:  # the next round tries again
-            log.exception("failure alerts failed")
 
     async def prune_inbox(self) -> int:
         """Deletes the inbox's dedup keys past their window; returns how many."""
         async with self.sessions() as session, session.begin():
             return await inbox.prune(session, now=utcnow())
 
-    async def _prune_inbox(self, _context) -> None:
+    async def _prune_inbox(self) -> None:
         try:
             pruned = await self.prune_inbox()
         except Exception:  # the next round tries again
@@ -261,27 +268,18 @@ class Hotline:
         if pruned:
             log.info("inbox: %d old update key(s) deleted", pruned)
 
-    async def _refresh_outbox(self, _context) -> None:
-        try:
-            if self.telegram.sender.started:
-                await self.telegram.sender.refresh()
-        except Exception:  # the next round tries again
-            log.exception("reading the outbox for new rows failed")
+    async def _refresh_outbox(self) -> None:
+        if self.sender.started:
+            await self.sender.refresh()
 
     async def _broadcast(self) -> None:
         while True:
             await asyncio.sleep(BROADCAST_SECONDS)
             try:
-                if self.telegram.sender.started:  # what the last run left goes first
+                if self.sender.started:  # what the last run left goes first
                     await self.broadcaster.tick()
             except Exception:  # the next round tries again
                 log.exception("sending broadcasts failed")
-
-    async def _remind(self, _context) -> None:
-        try:
-            await self.remind_unclaimed()
-        except Exception:  # the next round tries again
-            log.exception("SLA reminders failed")
 
     async def stop(self) -> None:
         """Stops receiving (polling confirms nothing more; the webhook's requests under way
@@ -296,13 +294,19 @@ class Hotline:
             await self.http.stop()
         if self.wechat is not None:
             await self.wechat.stop()
-        await self.telegram.stop()  # the outbox's sender with it: WeChat's rows too
+        await self.periodic.stop()
+        if self.telegram is not None:
+            await self.telegram.stop()  # the outbox's sender with it: WeChat's rows too
+        else:
+            await self.courier.stop()
+            await self.sender.stop()
         if self.wechat is not None:
             await self.wechat.api.close()
         await self.cluster.close()  # the lanes' locks go with it, once their turns are done
-        if self.application.running:
-            await self.application.stop()
-        await self.application.shutdown()
+        if self.application is not None:
+            if self.application.running:
+                await self.application.stop()
+            await self.application.shutdown()
         await self.database.dispose()
 
     async def run_until_signalled(self) -> None:
@@ -319,3 +323,9 @@ class Hotline:
         waiter = asyncio.create_task(stopping.wait())
         await asyncio.wait([waiter, self._poller], return_when=asyncio.FIRST_COMPLETED)
         await self.stop()
+
+
+async def _no_staff_group(body: dict, pace: str) -> Delivered:
+    """Without Telegram there is no staff group: what turns post for the staff (ticket
+    topics, alerts) is done with at once, as with Telegram and no HOTLINE_STAFF_CHAT_ID."""
+    return Delivered("sent")

@@ -141,9 +141,10 @@ class WeChatSettings(StorageSettings):
 class Settings(WeChatSettings):
     """Everything `hotline run` needs."""
 
-    telegram_bot_token: SecretStr = Field(
+    telegram_bot_token: SecretStr | None = Field(
+        None,
         validation_alias="TELEGRAM_BOT_TOKEN",
-        description="the token @BotFather gave the bot",
+        description="the token @BotFather gave the bot (optional for a WeChat account alone)",
     )
     telegram_api_base_url: str = Field(
         "https://api.telegram.org/bot",
@@ -232,6 +233,22 @@ class Settings(WeChatSettings):
         " `hotline run --workers`)",
     )
 
+    def check_channels(self) -> None:
+        """`run` needs Telegram, a WeChat account, or both."""
+        if self.telegram_bot_token is None and not self.wechat:
+            raise SettingsError(
+                "The setting TELEGRAM_BOT_TOKEN is missing: set it to the token @BotFather gave"
+                " the bot (or set WECHAT_APP_ID and the rest for a WeChat account alone)."
+            )
+        if self.telegram_bot_token is None and self.webhook_url:
+            raise SettingsError("HOTLINE_WEBHOOK_URL is Telegram's: it needs TELEGRAM_BOT_TOKEN.")
+
+    @property
+    def secrets(self) -> list[str]:
+        """What the logs must never show."""
+        values = (self.telegram_bot_token, self.wechat_app_secret, self.wechat_token)
+        return [value.get_secret_value() for value in values if value is not None]
+
     def check_wechat(self) -> None:
         """A WeChat account needs its credentials, and the HTTP server for /wechat."""
         self.check_wechat_credentials()
@@ -274,10 +291,15 @@ class Settings(WeChatSettings):
         host, _, port = self.listen.rpartition(":")
         return host.removeprefix("[").removesuffix("]"), int(port)
 
+    @field_validator("telegram_bot_token", mode="before")
+    @classmethod
+    def _token_unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("telegram_bot_token")
     @classmethod
-    def _token_shape(cls, value: SecretStr) -> SecretStr:
-        if not TOKEN_PATTERN.match(value.get_secret_value()):
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not TOKEN_PATTERN.match(value.get_secret_value()):
             raise ValueError("does not look like a bot token (digits, a colon, then letters)")
         return value
 

@@ -35,8 +35,8 @@ def test_run_without_a_token_says_so_in_one_sentence(tmp_path: Path) -> None:
     result = hotline("run", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "hotline: The setting TELEGRAM_BOT_TOKEN is missing:"
-        " set it to the token @BotFather gave the bot."
+        "hotline: The setting TELEGRAM_BOT_TOKEN is missing: set it to the token @BotFather"
+        " gave the bot (or set WECHAT_APP_ID and the rest for a WeChat account alone)."
     )
 
 

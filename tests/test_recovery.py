@@ -198,7 +198,7 @@ async def test_a_turn_that_keeps_failing_is_given_up_once_and_the_staff_alerted(
     [apology] = apologies
     assert apology.queued and not apology.replies, "said through the outbox, at its pace"
 
-    assert hotline.application.job_queue.get_jobs_by_name("failure-alerts"), "checked often"
+    assert "failure-alerts" in hotline.periodic.names(), "checked often"
     assert await hotline.alert_failures() == 1
     assert await hotline.alert_failures() == 0, "alerted once"
     assert await hotline.telegram.sender.idle()

@@ -69,7 +69,7 @@ async def test_an_unclaimed_ticket_is_recalled_each_sla_period_until_claimed(
     )
     await asyncio.sleep(0.3)
     assert await hotline.remind_unclaimed() == 0, "claimed tickets are not recalled"
-    assert hotline.application.job_queue.get_jobs_by_name("sla-reminders"), "checked every minute"
+    assert "sla-reminders" in hotline.periodic.names(), "checked every minute"
 
 
 async def test_crisis_words_bring_emergency_numbers_and_an_urgent_ticket(
