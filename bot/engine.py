@@ -448,13 +448,15 @@ class Engine:
 
 
 def _typed(inbound: Inbound, step: Step) -> str | None:
-    """What the person said as words: typed text, or a voice note's transcript (WeChat's
-    speech recognition gives one) where the step asks for text or a choice. A step that
-    takes anything (the story, the evidence) gets the voice note itself, its transcript as
-    its caption."""
+    """What the person said as words: typed text, or where the step asks for text or a
+    choice, a voice note's transcript (WeChat's speech recognition gives one) or a shared
+    place's name and address (WeChat's Label: "…昆山市玉山镇…" answers the district). A step
+    that takes anything (the story, the evidence) gets the voice note or place itself."""
     if inbound.kind is InboundKind.TEXT:
         return inbound.text or ""
+    if not inbound.text or step.expects == "any":
+        return None
     spoken = inbound.kind is InboundKind.MEDIA and inbound.media and inbound.media.kind == "voice"
-    if spoken and inbound.text and step.expects != "any":
+    if spoken or inbound.kind is InboundKind.LOCATION:
         return inbound.text
     return None

@@ -25,6 +25,11 @@ SCRUBBED: dict[str, Any] = {}
 ENDED = (OutboxStatus.SENT, OutboxStatus.BLOCKED, OutboxStatus.UNKNOWN)
 
 
+# The staff group is on Telegram: ticket topics are its lanes (in the outbox and the inbox),
+# whichever channel the ticket's worker writes on.
+STAFF_CHANNEL = "telegram"
+
+
 def chat_lane(channel: str, chat: str | int) -> str:
     """A worker's private chat (and a staff member's reply where they wrote)."""
     return f"{channel}:chat:{chat}"

@@ -99,7 +99,7 @@ async def forget_person(session: AsyncSession, *, person: Person, now: datetime)
         session,
         lanes=[
             inbox.person_lane(person.channel, person.external_id),
-            *(inbox.topic_lane(person.channel, topic) for topic in topic_ids),
+            *(inbox.topic_lane(outbox.STAFF_CHANNEL, topic) for topic in topic_ids),
         ],
     )
     # Nothing more goes to them or about them, and what went says nothing any more (the
@@ -109,7 +109,7 @@ async def forget_person(session: AsyncSession, *, person: Person, now: datetime)
         session,
         lanes=[
             outbox.chat_lane(person.channel, person.external_id),
-            *(outbox.topic_lane(person.channel, ticket_id) for ticket_id in ticket_rows.all()),
+            *(outbox.topic_lane(outbox.STAFF_CHANNEL, ticket) for ticket in ticket_rows.all()),
         ],
     )
     person.external_id = f"forgotten:{person.id}"

@@ -188,27 +188,18 @@ async def purge_tickets(
         .values(text=None, media_file_id=None, worker_message_id=None, staff_message_id=None)
         .execution_options(synchronize_session=False)
     )
-    channels = dict(
-        (
-            await session.exec(
-                select(Ticket.id, Person.channel)
-                .join(Person, col(Person.id) == col(Ticket.person_id))
-                .where(col(Ticket.id).in_(ids))
-            )
-        ).all()
-    )
     # The staff's updates in the topic carry the card (a Claim press) or quote the worker
     # (a reply); the topic's outbox rows carry the card and the copies.
     await inbox.scrub_lanes(
         session,
         lanes=[
-            inbox.topic_lane(channels[row.id], row.topic_id)
+            inbox.topic_lane(outbox.STAFF_CHANNEL, row.topic_id)
             for row in purged
             if row.topic_id is not None
         ],
     )
     await outbox.forget_lanes(
-        session, lanes=[outbox.topic_lane(channels[row.id], row.id) for row in purged]
+        session, lanes=[outbox.topic_lane(outbox.STAFF_CHANNEL, row.id) for row in purged]
     )
     return Purged(tickets=len(ids), messages=messages, evidence=evidence)
 

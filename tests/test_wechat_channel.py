@@ -338,12 +338,13 @@ def test_a_menu_wechat_would_refuse_is_refused_before_it_is_sent(tmp_path) -> No
         build_menu(Catalog(content))
 
 
-async def test_a_voice_note_answers_a_question_and_photos_and_voice_reach_the_topic(
+async def test_a_voice_note_and_a_location_answer_questions_and_evidence_reaches_the_topic(
     wechat_desk: WeChatDesk,
 ) -> None:
     """WeChat's speech recognition: a voice note's transcript is the answer where words are
-    asked; at the evidence step the voice note and a photo are the evidence, fetched from
-    WeChat (media/get) into the ticket's topic, the transcript as the voice note's caption."""
+    asked, and a shared location's label where the district is; at the evidence step the
+    voice note and a photo are the evidence, fetched from WeChat (media/get) into the
+    ticket's topic, the transcript as the voice note's caption."""
     forum = wechat_desk.forum
     worker = wechat_desk.follower("oWorkerVoice")
     await heard(worker, worker.subscribe())
@@ -352,7 +353,9 @@ async def test_a_voice_note_answers_a_question_and_photos_and_voice_reach_the_to
         await heard(worker, worker.send_text(answer))
     got = await heard(worker, worker.send_voice(recognition="宏达电子厂"))
     assert "哪个区或镇" in got, got  # the employer, said aloud, was taken as typed
-    for answer in walk[walk.index("宏达电子厂") + 1 : walk.index("8月到10月") + 1]:
+    place = worker.send_location(31.38, 120.98, label="江苏省苏州市昆山市玉山镇前进西路")
+    assert "工作地点在哪里" in await heard(worker, place)  # the district read from the label
+    for answer in walk[walk.index("玉山镇") + 1 : walk.index("8月到10月") + 1]:
         await heard(worker, worker.send_text(answer))
     assert "已收到第 1 份证据" in await heard(worker, worker.send_image())
     got = await heard(worker, worker.send_voice(recognition="老板说下个月再发"))
@@ -369,15 +372,18 @@ async def test_a_voice_note_answers_a_question_and_photos_and_voice_reach_the_to
     assert [m.kind for m in files] == ["photo", "document"]
     assert files[1].plain == "工友：老板说下个月再发"
     async with wechat_desk.hotline.sessions() as session:
-        employer = (await session.exec(select(Ticket.employer))).one()
-    assert employer == "宏达电子厂"
+        employer, district = (await session.exec(select(Ticket.employer, Ticket.district))).one()
+    assert (employer, district) == ("宏达电子厂", "yushan")
 
 
 async def test_forget_on_wechat_leaves_neither_the_openid_nor_what_the_worker_said(
-    wechat_desk: WeChatDesk,
+    api, wechat_desk: WeChatDesk
 ) -> None:
-    worker = wechat_desk.follower("oWorkerForgetMe")
-    await file_in_chinese(worker)
+    """Also after a counsellor claimed the ticket and wrote in its Telegram topic (the staff
+    group's lanes are Telegram's, whichever channel the worker is on)."""
+    worker, thread = await claimed_case(api, wechat_desk, "oWorkerForgetMe")
+    wechat_desk.forum.send(api.user(771, "Li"), "宏达电子厂在哪条路？", thread_id=thread)
+    await worker.next_message(timeout=10)
     assert "删除" in await heard(worker, worker.send_text("/forget"))
     done = await heard(worker, worker.send_text("确定删除"))
     assert "已删除" in done or "删除了" in done, done
@@ -434,3 +440,21 @@ async def test_broadcasts_reach_wechat_workers_by_mass_send_four_a_month(
     assert len(wechat.mass_sends) == 4 and await near.quiet(0.3) == []
     assert wechat.calls("/cgi-bin/message/custom/send") == []
     assert await pending_rows(hotline) == []
+
+
+async def test_a_wechat_only_centre_runs_without_a_telegram_token(api, start_hotline) -> None:
+    """No TELEGRAM_BOT_TOKEN: the hotline serves the WeChat account alone (tickets are kept
+    for the staff, who have no Telegram group to see them in), and never calls Telegram."""
+    async for started in _start(api, start_hotline, telegram_bot_token=None):
+        hotline = started.hotline
+        assert hotline.telegram is None and hotline.application is None
+        worker = started.follower("oWorkerOnlyWeChat")
+        reference = await file_in_chinese(worker)
+        assert all(d.outcome == "reply" for d in worker.deliveries)
+        assert await hotline.sender.idle()
+        async with hotline.sessions() as session:
+            ticket = (await session.exec(select(Ticket))).one()
+        assert ticket.reference == reference
+        assert await pending_rows(hotline) == []
+        assert started.forum.messages == [] and not api.polling
+        assert "inbox-prune" in hotline.periodic.names()

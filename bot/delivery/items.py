@@ -10,12 +10,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.delivery.sender import Queued
 from db import outbox
 from db.models import Pace
-from db.outbox import NewItem, chat_lane, group_lane, topic_lane
+from db.outbox import STAFF_CHANNEL, NewItem, chat_lane, group_lane, topic_lane
 from handlers.messages import Outgoing, Reply
-
-# The staff group is on Telegram: ticket topics are its lanes, whichever channel the ticket's
-# worker writes on.
-STAFF_CHANNEL = "telegram"
 
 
 async def enqueue(
