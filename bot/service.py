@@ -39,6 +39,7 @@ INBOX_PRUNE_SECONDS = 3600  # dedup keys past their window are deleted this ofte
 FAILURE_ALERT_SECONDS = 10  # given-up turns are looked for (and alerted) this often
 OUTBOX_REFRESH_SECONDS = 5  # rows other processes wrote (imports, broadcasts) are read this often
 BROADCAST_SECONDS = 1  # broadcasts are started, fed to the outbox and their progress drawn
+EVIDENCE_SECONDS = 60  # WeChat workers' evidence is fetched and kept this often
 LEAD_RETRY_SECONDS = 1.0  # a follower asks this often whether the leader is gone
 
 
@@ -235,6 +236,8 @@ class Hotline:
             self.periodic.every(FAILURE_ALERT_SECONDS, self.alert_failures, name="failure-alerts")
         self.periodic.every(INBOX_PRUNE_SECONDS, self._prune_inbox, name="inbox-prune", first=1)
         self.periodic.every(OUTBOX_REFRESH_SECONDS, self._refresh_outbox, name="outbox-refresh")
+        if self.wechat is not None:  # before WeChat deletes them, 3 days after they came
+            self.periodic.every(EVIDENCE_SECONDS, self.wechat.keep_evidence, name="wechat-evidence")
         # A loop of its own: a round that starts a large broadcast may take longer than the
         # interval, and the next simply waits for it.
         self._broadcasting = asyncio.create_task(self._broadcast(), name="broadcasts")

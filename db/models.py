@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint, false
+from sqlalchemy import JSON, BigInteger, Column, LargeBinary, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 
@@ -344,6 +344,20 @@ class BroadcastDelivery(SQLModel, table=True):
     status: str = Field(default=DeliveryStatus.PENDING, max_length=16, index=True)
     outbox_id: int | None = Field(default=None, index=True)
     sent_at: datetime | None = None
+
+
+class MediaFile(SQLModel, table=True):
+    """A file kept here because the channel's own copy expires (WeChat keeps a worker's
+    photo, voice note or video 3 days): the evidence a counsellor opens later. `content`
+    None: the channel no longer had it when it was asked for."""
+
+    __tablename__ = "media_file"
+
+    channel: str = Field(primary_key=True, max_length=16)
+    file_id: str = Field(primary_key=True, max_length=200)
+    content: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    size: int = 0
+    fetched_at: datetime = Field(default_factory=utcnow)
 
 
 class WeChatAccessToken(SQLModel, table=True):

@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, delete, update
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db import broadcasts, inbox, jobs, outbox
+from db import broadcasts, inbox, jobs, media_files, outbox
 from db.conversations import SavedConversation
 from db.models import (
     Conversation,
@@ -80,6 +80,7 @@ async def forget_person(session: AsyncSession, *, person: Person, now: datetime)
     """Erases what identifies the person and what they told us; keeps anonymous ticket figures
     (kind, category, district, status, dates) for the centre's statistics."""
     ticket_ids = select(Ticket.id).where(Ticket.person_id == person.id)
+    await media_files.forget_evidence_of(session, ticket_ids=ticket_ids)
     await session.exec(delete(TicketMessage).where(TicketMessage.ticket_id.in_(ticket_ids)))
     await session.exec(
         update(Ticket)

@@ -38,7 +38,7 @@ from sqlalchemy import String, and_, cast, delete, exists, func, literal, or_, u
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db import inbox, outbox
+from db import inbox, media_files, outbox
 from db.models import (
     OPEN_STATUSES,
     Conversation,
@@ -182,6 +182,7 @@ async def purge_tickets(
     messages, evidence = await _message_counts(
         session, select(Ticket.id).where(col(Ticket.id).in_(ids))
     )
+    await media_files.forget_evidence_of(session, ticket_ids=ids)
     await session.exec(
         update(TicketMessage)
         .where(col(TicketMessage.ticket_id).in_(ids))

@@ -10,7 +10,10 @@ import shutil
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlmodel import col, select
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlmodel import SQLModel, col, select
 
 from bot import cli
 from bot.channels.wechat.callback import CALLBACK_PATH, WeChatAccount, WeChatCallback
@@ -18,11 +21,13 @@ from bot.channels.wechat.menu import build_menu
 from bot.http_server import HttpServer
 from bot.service import Hotline
 from content.catalog import Catalog, ContentError
+from db.migrate import downgrade, upgrade
 from db.models import (
     Broadcast,
     BroadcastDelivery,
     BroadcastStatus,
     InboxUpdate,
+    MediaFile,
     OutboxItem,
     Person,
     Ticket,
@@ -32,6 +37,7 @@ from local_servers.wechat import FakeFollower, LocalWeChat, random_encoding_aes_
 from local_servers.wechat.server import DEFAULT_APP_ID, DEFAULT_APP_SECRET, DEFAULT_TOKEN
 from tests import desk
 from tests.test_forget import everything_stored
+from tests.test_wechat_api import scratch_database
 
 pytestmark = pytest.mark.postgres
 KEY = random_encoding_aes_key()
@@ -458,3 +464,51 @@ async def test_a_wechat_only_centre_runs_without_a_telegram_token(api, start_hot
         assert await pending_rows(hotline) == []
         assert started.forum.messages == [] and not api.polling
         assert "inbox-prune" in hotline.periodic.names()
+
+
+async def test_a_wechat_workers_evidence_is_kept_past_wechats_three_days_and_forgotten(
+    wechat_desk: WeChatDesk,
+) -> None:
+    wechat, hotline = wechat_desk.wechat, wechat_desk.hotline
+    worker = wechat_desk.follower("oWorkerEvidence")
+    photo = b"\xff\xd8\xff\xe0" + "工资条".encode() * 100 + b"\xff\xd9"
+    walk = list(CHINESE_COMPLAINT)
+    await heard(worker, worker.subscribe())
+    for answer in walk[: walk.index("8月到10月") + 1]:
+        await heard(worker, worker.send_text(answer))
+    assert "已收到第 1 份证据" in await heard(worker, worker.send_image(photo))
+    for answer in [*walk[walk.index("8月到10月") + 1 :], "确认提交"]:
+        await heard(worker, worker.send_text(answer))
+    assert await hotline.wechat.keep_evidence() == 1
+    assert await hotline.wechat.keep_evidence() == 0, "kept once"
+    async with hotline.sessions() as session:
+        kept = (await session.exec(select(MediaFile))).one()
+    assert kept.channel == "wechat" and kept.content == photo and kept.size == len(photo)
+    wechat.media.clear()  # three days later WeChat has deleted it: the kept copy remains
+    assert "删除" in await heard(worker, worker.send_text("/forget"))
+    assert "已删除" in await heard(worker, worker.send_text("确定删除"))
+    async with hotline.sessions() as session:
+        assert (await session.exec(select(MediaFile))).all() == []
+
+
+async def test_migration_0010_makes_the_table_the_model_describes(
+    database_url: str, tmp_path
+) -> None:
+    async with scratch_database(database_url, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            await upgrade(engine, "0009")
+            await upgrade(engine)
+            async with engine.connect() as connection:
+                differences = await connection.run_sync(
+                    lambda sync: compare_metadata(
+                        MigrationContext.configure(sync), SQLModel.metadata
+                    )
+                )
+            assert [d for d in differences if "media_file" in repr(d)] == []
+            await downgrade(engine, "0009")
+            async with engine.connect() as connection:
+                tables = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+            assert "media_file" not in tables
+        finally:
+            await engine.dispose()

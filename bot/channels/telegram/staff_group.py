@@ -15,7 +15,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from bot.channels.telegram.inbound import CHANNEL
 from bot.channels.telegram.sent import RATE_LIMITED_WAITS, Sent, retry_seconds
 from bot.delivery.sender import calling
-from db import tickets
+from db import media_files, tickets
 from db.models import Ticket, TicketMessage, utcnow
 from handlers.messages import Outgoing, Reply
 
@@ -83,7 +83,11 @@ class StaffGroup:
         if fetch is None or message is None or not message.media_kind:
             return await self.channel.send(chat, self._media_elsewhere(item), thread_id=topic)
         try:
-            data = await fetch(message.media_file_id or "")
+            async with self.channel.sessions() as session:
+                data = await media_files.content_of(
+                    session, channel=item.worker_channel or "", file_id=message.media_file_id
+                )
+            data = data or await fetch(message.media_file_id or "")
         except Exception as error:  # expired (WeChat keeps media 3 days), or unreachable
             log.warning(
                 "could not fetch a worker's %s from %s: %s",

@@ -48,7 +48,7 @@ from bot.lane_keeping import LaneKeeper
 from bot.lanes import Lanes
 from bot.log_redaction import person_tag
 from content.catalog import Catalog
-from db import inbox, people, tickets
+from db import inbox, media_files, people, tickets
 from db.models import Delivery, Pace, utcnow
 from db.outbox import chat_lane
 from handlers.messages import Outgoing, Reply
@@ -59,6 +59,8 @@ CONCURRENT_TURNS = 16
 MAX_QUEUED_CALLBACKS = 1000  # callbacks stored and waiting for their turn, at most
 SEND_ATTEMPTS = 4  # for "try later" (45009, 5xx) and timeouts
 RETRY_DELAY = 0.5
+EVIDENCE_BATCH = 20  # files fetched for keeping per round
+INVALID_MEDIA_ID = 40007  # WeChat's answer for a media id it no longer has
 
 
 @dataclass
@@ -428,6 +430,29 @@ class WeChatChannel:
 
     def _while_away(self) -> str:
         return str(self.catalog.translator(None)("wechat.while_away"))
+
+    async def keep_evidence(self) -> int:
+        """Keeps the bytes of WeChat workers' evidence (photos, voice notes, videos in their
+        tickets) that are not kept yet: WeChat deletes them after 3 days. Returns how many."""
+        async with self.sessions() as session:
+            file_ids = await media_files.evidence_to_keep(
+                session, channel=CHANNEL, limit=EVIDENCE_BATCH
+            )
+        kept = 0
+        for file_id in file_ids:
+            try:
+                content: bytes | None = await self.api.download_media(file_id)
+            except wechat_api.WeChatError as error:
+                if error.errcode != INVALID_MEDIA_ID:
+                    log.warning("wechat: could not fetch evidence (%s); trying again later", error)
+                    continue
+                content = None  # expired: nothing left to fetch
+            async with self.sessions() as session, session.begin():
+                await media_files.keep(
+                    session, channel=CHANNEL, file_id=file_id, content=content, now=utcnow()
+                )
+            kept += content is not None
+        return kept
 
     def _busy(self, pace: str) -> bool:
         """Always: a worker's waiting replies go together, since each message counts."""
