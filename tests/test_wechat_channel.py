@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 from collections.abc import AsyncIterator
 
 import pytest
@@ -36,7 +37,9 @@ from db.session import create_engine, session_factory
 from local_servers.wechat import FakeFollower, LocalWeChat, random_encoding_aes_key
 from local_servers.wechat.server import DEFAULT_APP_ID, DEFAULT_APP_SECRET, DEFAULT_TOKEN
 from tests import desk
+from tests.processes import hotline_process, killed_after
 from tests.test_forget import everything_stored
+from tests.test_webhook import free_port, until
 from tests.test_wechat_api import scratch_database
 
 pytestmark = pytest.mark.postgres
@@ -512,3 +515,52 @@ async def test_migration_0010_makes_the_table_the_model_describes(
             assert "media_file" not in tables
         finally:
             await engine.dispose()
+
+
+async def test_kill_9_between_storing_a_callback_and_answering_it_loses_nothing(
+    api, database_url: str
+) -> None:
+    """`hotline run` stores the worker's message and dies before its answer; WeChat's
+    retries find nobody; the restarted hotline runs the stored message once and answers by
+    customer-service message, and WeChat's later retry of it is a repeat with no effect."""
+    port = free_port()
+    async with LocalWeChat(
+        encoding_aes_key=KEY,
+        mode="safe",
+        callback_url=f"http://127.0.0.1:{port}{CALLBACK_PATH}",
+        reply_deadline=1.0,
+        callback_tries=3,
+    ) as wechat:
+        env = {
+            "WECHAT_APP_ID": DEFAULT_APP_ID,
+            "WECHAT_APP_SECRET": DEFAULT_APP_SECRET,
+            "WECHAT_TOKEN": DEFAULT_TOKEN,
+            "WECHAT_ENCODING_AES_KEY": KEY,
+            "WECHAT_API_BASE_URL": wechat.base_url,
+            "HOTLINE_LISTEN": f"127.0.0.1:{port}",
+        }
+        worker = wechat.follower("oWorkerKill9")
+        dying = hotline_process(api, database_url, **env, HOTLINE_TEST_DIE_AFTER_STORE="1")
+        with killed_after(dying):
+            await until(lambda: api.polling, timeout=60)  # up: it polls Telegram too
+            delivery = await worker.send_text("你好")
+            await until(lambda: dying.poll() is not None, timeout=30)
+        assert dying.returncode == -signal.SIGKILL
+        assert delivery.outcome == "failed"  # no try was answered: WeChat gave up
+        restarted = hotline_process(api, database_url, **env)
+        try:
+            answer = await worker.next_message(timeout=60)
+            assert answer.via == "custom" and "中文" in answer.text  # the language question
+            query, body = wechat.callbacks.signed_request(delivery.fields)
+            assert await wechat.callbacks.post_raw(query, body) == (200, "success")
+            assert await worker.quiet(1.0) == []
+        finally:
+            restarted.send_signal(signal.SIGTERM)
+            assert restarted.wait(20) == 0, restarted.stderr.read()
+    engine = create_engine(database_url)
+    try:
+        async with session_factory(engine)() as session:
+            rows = (await session.exec(select(InboxUpdate))).all()
+        assert [(row.channel, row.status) for row in rows] == [("wechat", "done")]
+    finally:
+        await engine.dispose()

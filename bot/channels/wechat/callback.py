@@ -27,6 +27,8 @@ from __future__ import annotations
 import collections
 import hashlib
 import logging
+import os
+import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -51,6 +53,9 @@ MAX_BODY = 64 * 1024
 TIMESTAMP_WINDOW = 300.0  # seconds either way; WeChat's clock and ours agree far better
 NONCES_KEPT = 10_000  # about the last TIMESTAMP_WINDOW of callbacks at 30 a second
 NO_REPLY = "success"  # WeChat's word for "nothing to say": it neither retries nor complains
+# For tests only (tests/test_wechat_channel.py), as for Telegram's webhook: die with SIGKILL
+# right after a callback is stored and before its answer. Never set it in production.
+DIE_AFTER_STORE = "HOTLINE_TEST_DIE_AFTER_STORE"
 
 # (inbox row id, the message's fields) of what was stored new, in the order it came.
 Stored = list[tuple[int, dict[str, str]]]
@@ -102,6 +107,9 @@ class WeChatCallback:
             if account.encoding_aes_key
             else None
         )
+        self._die_after_store = os.environ.get(DIE_AFTER_STORE) == "1"
+        if self._die_after_store:
+            log.warning("%s is set: this process kills itself once it stores", DIE_AFTER_STORE)
         # (timestamp, nonce) -> the body's digest, oldest first, for the replay check.
         self._nonces: collections.OrderedDict[tuple[str, str], bytes] = collections.OrderedDict()
 
@@ -129,6 +137,8 @@ class WeChatCallback:
         except Exception:  # WeChat tries again; nothing was kept, so nothing is lost
             log.exception("wechat: could not store a callback")
             return web.Response(status=500)
+        if stored and self._die_after_store:  # tests only: see DIE_AFTER_STORE
+            os.kill(os.getpid(), signal.SIGKILL)
         answer = await self.on_stored(stored) if self.on_stored is not None else None
         if answer is None:
             return web.Response(text=NO_REPLY)
