@@ -143,8 +143,9 @@ class Hotline:
             self.http.add_routes(self.webhook.routes())
         self.wechat = self._wechat_channel(settings, clock) if settings.wechat else None
         if self.wechat is not None:
-            if self.telegram is not None:  # evidence into the topic, fetched from WeChat
+            if self.telegram is not None:  # files across: evidence, a counsellor's photo
                 self.telegram.media_sources["wechat"] = self.wechat.api.download_media
+                self.wechat.media_sources["telegram"] = self.telegram.download
             if self.http is not None:
                 self.http.add_routes(self.wechat.routes())
         self._poller: asyncio.Task[None] | None = None  # receiving: the poller or the webhook's

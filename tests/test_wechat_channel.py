@@ -159,6 +159,12 @@ async def test_a_complaint_filed_in_chinese_on_wechat_reaches_the_staff_and_thei
     forum.send(li, "您好，请问有<劳动合同>吗？", thread_id=thread)
     answer = await worker.next_message(timeout=10)
     assert answer.via == "custom" and answer.text == "【Counsellor Li】：您好，请问有<劳动合同>吗？"
+    # A photo from the topic is fetched from Telegram and uploaded to WeChat, then its caption.
+    forum.send_photo(li, thread_id=thread, caption="这是调解通知书")
+    image, caption = await worker.next_messages(2, timeout=10)
+    assert image.via == "custom" and image.msgtype == "image"
+    assert wechat.media[image.media_id].type == "image"
+    assert caption.text == "【Counsellor Li】：这是调解通知书"
     # The worker answers in WeChat: posted into the topic as the worker's words.
     got = await heard(worker, worker.send_text("没有签合同"))
     assert "转给工作人员" in got or "已转" in got, got

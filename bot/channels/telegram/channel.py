@@ -556,6 +556,11 @@ class TelegramChannel:
                 return Sent("failed", None, "unreachable", str(error))
         return Sent("failed", None, "unreachable", "rate limited")
 
+    async def download(self, file_id: str) -> bytes:
+        """A file people sent the bot (a counsellor's photo, for a WeChat worker)."""
+        file = await self.bot.get_file(file_id)
+        return bytes(await file.download_as_bytearray())
+
     async def upload(
         self,
         chat_id: int,

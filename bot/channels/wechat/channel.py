@@ -25,7 +25,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -49,9 +49,9 @@ from bot.lanes import Lanes
 from bot.log_redaction import person_tag
 from content.catalog import Catalog
 from db import inbox, media_files, people, tickets
-from db.models import Delivery, Pace, utcnow
-from db.outbox import chat_lane
-from handlers.messages import Outgoing, Reply
+from db.models import Delivery, Pace, TicketMessage, utcnow
+from db.outbox import STAFF_CHANNEL, chat_lane
+from handlers.messages import Outgoing, Photo, Reply
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,8 @@ class WeChatChannel:
         # away"), and those whose counsellors were told in the topic that a message waits.
         self._away: set[str] = set()
         self._told: set[str] = set()
+        # The staff's channels' files, by channel: a counsellor's photo, uploaded to WeChat.
+        self.media_sources: dict[str, Callable[[str], Awaitable[bytes]]] = {}
         self._answers: set[asyncio.Task[None]] = set()
 
     def routes(self):
@@ -310,9 +312,9 @@ class WeChatChannel:
         openid = body["chat"]
         delivered = await self.send(openid, Reply.from_dict(body["reply"]))
         if delivered.status == WAITING and pace == Pace.BULK:
-            # A notice or a job alert never waits for the worker to write: WeChat lets the
-            # account write only within 48 hours of their message (mass send is the way past
-            # that, not built yet), so it is not delivered.
+            # A job alert (or a notice to one follower alone) never waits for the worker to
+            # write: WeChat lets the account write only within 48 hours of their message, so
+            # it is not delivered (broadcasts to many go by mass send, which needs no window).
             return Delivered("failed", error=f"wechat_{delivered.error}")
         if delivered.status == WAITING:
             self._away.add(openid)
@@ -327,7 +329,7 @@ class WeChatChannel:
         try:
             if reply.photo is not None and reply.photo.png is not None:
                 media_id = await self._attempt(
-                    lambda: self.api.upload_image(reply.photo.png, "chart.png")
+                    lambda: self.api.upload_image(reply.photo.png, _image_name(reply.photo.png))
                 )
                 await self._attempt(lambda: self.api.send_image(openid, media_id))
             for text in texts:
@@ -391,12 +393,12 @@ class WeChatChannel:
         raise AssertionError("unreachable")
 
     async def _relay(self, item: Outgoing) -> Delivered:
-        """A counsellor's message to the worker, signed; a photo or file from the staff group
-        cannot be carried over from Telegram, so its caption goes, saying so."""
+        """A counsellor's message to the worker, signed. A photo from the staff group is
+        fetched from its channel and uploaded (media/upload), its signed caption after it;
+        another kind of file cannot be shown in WeChat, so its caption goes, saying so."""
         reply = item.reply
         if item.action == "copy":
-            t = self.catalog.translator(None)
-            reply = Reply(str(t("wechat.staff_media", caption=item.caption or "")))
+            reply = await self._staff_media(item)
         worker = item.worker or ""
         delivered = await self.send(worker, reply or Reply(""))
         if delivered.status == WAITING:
@@ -413,6 +415,19 @@ class WeChatChannel:
         if delivered.status != "sent" and item.on_failure is not None:
             await self._post_in_topic(item, item.on_failure)
         return delivered
+
+    async def _staff_media(self, item: Outgoing) -> Reply:
+        caption = item.caption or ""
+        fetch = self.media_sources.get(STAFF_CHANNEL)
+        async with self.sessions() as session:
+            message = await session.get(TicketMessage, item.record) if item.record else None
+        if fetch is not None and message is not None and message.media_kind == "photo":
+            try:
+                return Reply(caption, photo=Photo(png=await fetch(message.media_file_id or "")))
+            except Exception as error:  # the staff's channel did not give it: say so instead
+                log.warning("wechat: could not fetch a counsellor's photo: %s", error)
+        t = self.catalog.translator(None)
+        return Reply(str(t("wechat.staff_media", caption=caption)))
 
     async def _post_in_topic(self, item: Outgoing, reply: Reply) -> None:
         """A notice for the counsellors in the ticket's topic (the staff group's channel)."""
@@ -462,3 +477,8 @@ class WeChatChannel:
         openid = lane.split(":", 2)[-1]
         async with self.sessions() as session, session.begin():
             await people.mark_blocked(session, channel=CHANNEL, external_id=openid, now=utcnow())
+
+
+def _image_name(data: bytes) -> str:
+    """media/upload goes by the file's name: a chart made here is a PNG, a photo a JPEG."""
+    return "image.png" if data.startswith(b"\x89PNG") else "image.jpg"
