@@ -61,6 +61,13 @@ async def mark_blocked(
     )
 
 
+async def language_of(session: AsyncSession, *, channel: str, external_id: str) -> str | None:
+    result = await session.exec(
+        select(Person.language).where(Person.channel == channel, Person.external_id == external_id)
+    )
+    return result.first()
+
+
 async def add_person(session: AsyncSession, *, channel: str, external_id: str) -> Person:
     person = Person(channel=channel, external_id=external_id)
     session.add(person)

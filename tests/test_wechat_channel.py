@@ -570,3 +570,11 @@ async def test_kill_9_between_storing_a_callback_and_answering_it_loses_nothing(
         assert [(row.channel, row.status) for row in rows] == [("wechat", "done")]
     finally:
         await engine.dispose()
+
+
+async def test_the_words_wechat_adds_are_in_the_workers_language(wechat_desk: WeChatDesk) -> None:
+    worker = wechat_desk.follower("oWorkerEnglish")
+    await heard(worker, worker.subscribe())
+    await heard(worker, worker.send_text("English"))
+    got = await heard(worker, worker.send_text("File a complaint"))
+    assert "Reply: " in got and "回复：" not in got, got

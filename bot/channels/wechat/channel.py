@@ -119,6 +119,7 @@ class WeChatChannel:
         # away"), and those whose counsellors were told in the topic that a message waits.
         self._away: set[str] = set()
         self._told: set[str] = set()
+        self._languages: dict[str, str | None] = {}  # by OpenID, see _language
         # The staff's channels' files, by channel: a counsellor's photo, uploaded to WeChat.
         self.media_sources: dict[str, Callable[[str], Awaitable[bytes]]] = {}
         self._answers: set[asyncio.Task[None]] = set()
@@ -203,6 +204,7 @@ class WeChatChannel:
         reserved = waiter is not None and not waiter.done() and self.sender.reserve(lane)
         try:
             result = await self.engine.handle(inbound, receipt=row_id)
+            self._languages.pop(inbound.person_id, None)  # the turn may have changed it
             calls = [courier.unpark(lane)]  # they wrote: WeChat lets the account answer again
             if result.hold is not None:
                 if result.hold.until is None:
@@ -235,12 +237,13 @@ class WeChatChannel:
         """The lane's first replies that fit in one message, taken from the outbox and marked
         "sending" (a crash from here repeats them by custom/send, at most)."""
         away = openid in self._away
-        rendered: list[str] = [self._while_away()] if away else []
+        language = await self._language(openid)
+        rendered: list[str] = [self._while_away(language)] if away else []
 
         def pick(rows: list[Queued]) -> int:
             taken = 0
             for row in rows:
-                text = self._passive_text(row)
+                text = self._passive_text(row, language)
                 if text is None or len(join_turn([*rendered, text])) > 1:
                     break
                 rendered.append(text)
@@ -265,7 +268,7 @@ class WeChatChannel:
 
         return PassiveReply(xml, written, lost)
 
-    def _passive_text(self, row: Queued) -> str | None:
+    def _passive_text(self, row: Queued, language: str | None) -> str | None:
         """A reply that can go in a passive text reply: to the worker's chat, due now, text
         only (a photo is uploaded and sent apart), not the last of a forgotten person's."""
         body = row.body
@@ -276,7 +279,7 @@ class WeChatChannel:
         reply = Reply.from_dict(body["reply"])
         if reply.photo is not None:
             return None
-        text = self._render(reply)
+        text = self._render(reply, language)
         return text or None
 
     def _reply_xml(self, openid: str, account: str, text: str) -> str:
@@ -298,8 +301,8 @@ class WeChatChannel:
 
     # -- sending ---------------------------------------------------------------------------
 
-    def _render(self, reply: Reply) -> str:
-        t = self.catalog.translator(None)
+    def _render(self, reply: Reply, language: str | None) -> str:
+        t = self.catalog.translator(language)
         return render(reply, type_words=str(t("wechat.type_words")))
 
     async def carry_out(self, body: dict, pace: str) -> Delivered:
@@ -323,9 +326,10 @@ class WeChatChannel:
     async def send(self, openid: str, reply: Reply) -> Delivered:
         """A reply as few messages as fit (each counts against the worker's quota), a photo
         first when it is one made here (a chart); a Telegram file id has no meaning here."""
-        texts = join_turn([self._render(reply)]) if reply.text or reply.choices else []
+        language = await self._language(openid)
+        texts = join_turn([self._render(reply, language)]) if reply.text or reply.choices else []
         if texts and openid in self._away:  # what waited for them comes first: say so
-            texts = join_turn([self._while_away(), *texts])
+            texts = join_turn([self._while_away(language), *texts])
         try:
             if reply.photo is not None and reply.photo.png is not None:
                 media_id = await self._attempt(
@@ -361,7 +365,7 @@ class WeChatChannel:
             if delivered.status == WAITING:
                 return Delivered("failed", error=f"wechat_{delivered.error}")
             return delivered
-        for n, text in enumerate(join_turn([self._render(reply)])):
+        for n, text in enumerate(join_turn([self._render(reply, None)])):
             clientmsgid = f"{body['clientmsgid']}-{n}"
             try:
                 await self._attempt(
@@ -426,7 +430,7 @@ class WeChatChannel:
                 return Reply(caption, photo=Photo(png=await fetch(message.media_file_id or "")))
             except Exception as error:  # the staff's channel did not give it: say so instead
                 log.warning("wechat: could not fetch a counsellor's photo: %s", error)
-        t = self.catalog.translator(None)
+        t = self.catalog.translator(await self._language(item.worker or ""))
         return Reply(str(t("wechat.staff_media", caption=caption)))
 
     async def _post_in_topic(self, item: Outgoing, reply: Reply) -> None:
@@ -443,8 +447,18 @@ class WeChatChannel:
             rows = await enqueue(session, to_outgoing([notice]), now=utcnow())
         self.sender.wake(rows)
 
-    def _while_away(self) -> str:
-        return str(self.catalog.translator(None)("wechat.while_away"))
+    def _while_away(self, language: str | None) -> str:
+        return str(self.catalog.translator(language)("wechat.while_away"))
+
+    async def _language(self, openid: str) -> str | None:
+        """The worker's language, for the words this channel adds (read once after each of
+        their turns, which may have changed it)."""
+        if openid not in self._languages:
+            async with self.sessions() as session:
+                self._languages[openid] = await people.language_of(
+                    session, channel=CHANNEL, external_id=openid
+                )
+        return self._languages[openid]
 
     async def keep_evidence(self) -> int:
         """Keeps the bytes of WeChat workers' evidence (photos, voice notes, videos in their
