@@ -132,13 +132,14 @@ class Engine:
                             username=inbound.username,
                         )
                 queued, hold = await self._queue_sends(session, turn, flood, erased, receipt)
+                language = turn.person.language
         except inbox.AlreadyHandled:  # by another process (bot/cluster.py): nothing to do
             log.info("update %s was handled by another process", receipt)
             return TurnResult([])
         except Exception:
             log.exception("turn failed for %s", person_tag(inbound.person_id))
             return await self._failed(inbound, receipt)
-        return TurnResult([], queued=queued, hold=hold, erased=erased)
+        return TurnResult([], queued=queued, hold=hold, erased=erased, language=language)
 
     async def _queue_sends(
         self, session: AsyncSession, turn: Turn, flood: Flood, erased: bool, receipt: int | None

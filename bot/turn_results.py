@@ -28,6 +28,7 @@ class TurnResult:
     alert: str | None = None  # the answer to a pressed button, shown as a pop-up
     hold: Hold | None = None
     erased: bool = False  # the person was forgotten: erase what the storage keeps besides
+    language: str | None = None  # the person's, as the turn left it (for a channel's own words)
 
 
 def gathered(replies: list[Reply]) -> Reply:

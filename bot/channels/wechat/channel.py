@@ -204,7 +204,10 @@ class WeChatChannel:
         reserved = waiter is not None and not waiter.done() and self.sender.reserve(lane)
         try:
             result = await self.engine.handle(inbound, receipt=row_id)
-            self._languages.pop(inbound.person_id, None)  # the turn may have changed it
+            if result.language is not None and not result.erased:  # the turn may have changed it
+                self._languages[inbound.person_id] = result.language
+            else:  # forgotten, or a turn that failed: read again when needed
+                self._languages.pop(inbound.person_id, None)
             calls = [courier.unpark(lane)]  # they wrote: WeChat lets the account answer again
             if result.hold is not None:
                 if result.hold.until is None:
@@ -451,8 +454,8 @@ class WeChatChannel:
         return str(self.catalog.translator(language)("wechat.while_away"))
 
     async def _language(self, openid: str) -> str | None:
-        """The worker's language, for the words this channel adds (read once after each of
-        their turns, which may have changed it)."""
+        """The worker's language, for the words this channel adds: as their last turn left it,
+        or read from the database for someone who has not written since this process began."""
         if openid not in self._languages:
             async with self.sessions() as session:
                 self._languages[openid] = await people.language_of(
