@@ -32,14 +32,21 @@ async def worker_in(api, user_id: int, language: str):
 
 async def staff_says(forum, member, text: str) -> list:
     forum.send(member, text)
-    return await forum.quiet(0.5)
+    return await answer(forum)
 
 
 async def staff_presses(forum, member, button: str) -> list:
     message = next(m for m in reversed(forum.messages) if any(button in b for b in m.button_texts))
     label = next(b for b in message.button_texts if button in b)  # numbered: "1. …"
     forum.press(member, label, message=message)
-    return await forum.quiet(0.5)
+    return await answer(forum)
+
+
+async def answer(forum) -> list:
+    """The turn's messages in the group: the first however long it takes (a loaded machine),
+    then the rest until it has been quiet a while."""
+    first = await forum.next_message(timeout=10)
+    return [first, *await forum.quiet(0.5)]
 
 
 async def compose(forum, wu, *, en: str | None = EN) -> list:
@@ -136,13 +143,13 @@ async def test_bad_input_while_composing_is_answered_and_nothing_is_sent(api, de
     wu = api.user(COORDINATOR_WU[0], "Wu")
     await staff_says(forum, wu, "/broadcast")
     forum.send_photo(wu)  # a picture where the text was asked
-    assert "这里需要文字" in (await forum.quiet(0.5))[0].plain
+    assert "这里需要文字" in (await answer(forum))[0].plain
     assert "最多 4096" in " ".join(m.plain for m in await staff_says(forum, wu, "字" * 5000))
     html = "<b>周一</b> & <script>x</script>"
     await staff_says(forum, wu, html)  # shown as typed, never as markup
     await staff_presses(forum, wu, "跳过")
     forum.send_photo(wu)
-    await forum.quiet(0.5)
+    await answer(forum)
     assert "没有订阅通知的工友" in " ".join(
         m.plain for m in await staff_presses(forum, wu, "所有订阅的工友")
     ), "an audience of nobody"
@@ -167,7 +174,7 @@ async def test_a_long_text_cannot_take_a_picture(api, desk) -> None:
     await staff_says(forum, wu, "长" * 1500)
     await staff_presses(forum, wu, "跳过")
     forum.send_photo(wu)
-    refused = (await forum.quiet(0.5))[0].plain  # Telegram's 1,024, less the way out
+    refused = (await answer(forum))[0].plain  # Telegram's 1,024, less the way out
     assert "配图片时文字最多 998 个字" in refused and "1500" in refused
 
 
