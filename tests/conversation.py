@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from local_servers.telegram import BotMessage, FakeUser
 
 TURN_SETTLES = 0.15  # a turn's replies go out back to back; this much silence ends the turn
+PRESS_WAITS = 100  # of 50 ms: how long a press waits for its button's message
 
 
 async def say(person: FakeUser, text: str) -> list[BotMessage]:
@@ -14,7 +17,16 @@ async def say(person: FakeUser, text: str) -> list[BotMessage]:
 
 
 async def press(person: FakeUser, button: str | int) -> list[BotMessage]:
-    person.press(button)
+    """Presses the button once a message has it: on a loaded machine the message may still
+    be on its way when the test gets here (the turn before ended with a pause in it)."""
+    for _ in range(PRESS_WAITS):
+        try:
+            person.press(button)
+            break
+        except LookupError:
+            await asyncio.sleep(0.05)
+    else:
+        person.press(button)  # still not there: fails, naming the buttons there are
     return await replies(person)
 
 
