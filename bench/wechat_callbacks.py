@@ -40,6 +40,9 @@ from aiohttp import web
 from sqlalchemy import func, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from throughput import _percentile  # noqa: E402  (the nearest-rank percentile of every bench)
 
 from bot.channels.wechat.callback import (  # noqa: E402  (bench/ is a folder of scripts)
     CALLBACK_PATH,
@@ -82,7 +85,7 @@ async def _walk(wechat: LocalWeChat, followers: int, messages: int) -> dict:
         "callbacks": len(deliveries),
         "per_second": len(deliveries) / elapsed,
         "p50": statistics.median(answered) if answered else None,
-        "p95": answered[int(0.95 * (len(answered) - 1))] if answered else None,
+        "p95": _percentile(answered, 95) if answered else None,
         "max": answered[-1] if answered else None,
         "unanswered_first_try": sum(a is None for a in first_answers),
         "tried_again": sum(len(d.tries) > 1 for d in deliveries),

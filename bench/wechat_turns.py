@@ -41,7 +41,13 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from surge import HotlineProcess  # noqa: E402  (bench/ is a folder of scripts, not a package)
-from throughput import HOST, hotline_database, source_version, tickets_and_rows  # noqa: E402
+from throughput import (  # noqa: E402
+    HOST,
+    _percentile,
+    hotline_database,
+    source_version,
+    tickets_and_rows,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bot.channels.wechat.callback import CALLBACK_PATH  # noqa: E402
@@ -118,7 +124,7 @@ async def _walk(wechat: LocalWeChat, workers: int) -> dict:
         "seconds": elapsed,
         "per_second": len(deliveries) / elapsed,
         "p50": statistics.median(answered) if answered else None,
-        "p95": answered[int(0.95 * (len(answered) - 1))] if answered else None,
+        "p95": _percentile(answered, 95) if answered else None,
         "max": answered[-1] if answered else None,
         "tried_again": sum(len(d.tries) > 1 for d in deliveries),
         "passive": sum(d.outcome == "reply" for d in deliveries),
